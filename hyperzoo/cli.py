@@ -1,0 +1,120 @@
+"""The ``hyperzoo`` command.
+
+``hyperzoo fit|validate|test`` are LightningCLI subcommands (``--config``, ``--print_config``, dotted
+overrides); the others are hyperzoo's own. Errors a user can act on print as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from hyperzoo.errors import HyperzooError
+
+__all__ = ["main"]
+
+warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
+
+LIGHTNING = ("fit", "validate", "test")
+Command = Callable[[argparse.Namespace], int | None]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from hyperzoo.nets import create_model, list_models, model_family
+
+    names = list_models(args.pattern or "*", family=args.family)
+    if not names:
+        raise HyperzooError(f"no model matches {args.pattern!r}; try `hyperzoo models` to list them all")
+    for name in names:
+        line = f"{name:28s} {model_family(name)}"
+        if args.params:
+            n = sum(p.numel() for p in create_model(name).parameters())
+            line += f"  {n / 1e6:9.3f}M params"
+        print(line)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hyperzoo.demo import run_demo
+
+    run_demo(epochs=args.epochs, model=args.model, data_root=args.data_root)
+    return 0
+
+
+def _cmd_data_prepare(args: argparse.Namespace) -> int:
+    from hyperzoo.data import CIFAR10DataModule, CIFAR100DataModule, ImageFolderDataModule, ImageNetDataModule
+
+    cls = {
+        "cifar10": CIFAR10DataModule,
+        "cifar100": CIFAR100DataModule,
+        "imagefolder": ImageFolderDataModule,
+        "imagenet": ImageNetDataModule,
+    }[args.dataset]
+    dm = cls(root=args.root, cache_dir=args.cache_dir, download=args.download)
+    dm.prepare_data()
+    dm.setup("fit")
+    print(f"{args.dataset}: cache ready ({dm.num_classes} classes)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hyperzoo",
+        description="hyperzoo: hypernetworks and parameter prediction.",
+        epilog="Training: `hyperzoo fit --config experiments/configs/<name>.yaml` "
+        "(also validate, test; `hyperzoo fit --help` lists every option).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in LIGHTNING:
+        sub.add_parser(name, help=f"LightningCLI {name}: --config FILE.yaml, --print_config, dotted overrides")
+
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. 'resnet*'")
+    p.add_argument("--family", help="cifar_resnet, wide_resnet or torchvision")
+    p.add_argument("--params", action="store_true", help="also build each model and count its parameters")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("demo", help="the zero-setup demo on the embedded CIFAR-10 sample")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs on the sample (default 8)")
+    p.add_argument("--model", default="resnet20", help="registered model (default resnet20)")
+    p.add_argument("--data-root", default=None, help="another ImageFolder tree or archive instead of the sample")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("data", help="image data utilities")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("prepare", help="build the HDF5 uint8 cache of a dataset once")
+    q.add_argument("--dataset", choices=["cifar10", "cifar100", "imagefolder", "imagenet"], default="cifar10")
+    q.add_argument("--root", required=True, help="dataset folder, ImageFolder tree or .tar.gz archive")
+    q.add_argument("--cache-dir", default=None, help="cache folder (default $HYPERZOO_CACHE or ~/.cache/hyperzoo)")
+    q.add_argument("--download", action="store_true", help="download CIFAR with torchvision if missing")
+    q.set_defaults(func=_cmd_data_prepare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hyperzoo`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in LIGHTNING:
+            from hyperzoo.lightning.cli import run_lightning_cli
+
+            run_lightning_cli(argv)
+            return 0
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        return int(args.func(args) or 0)
+    except HyperzooError as e:
+        print(f"hyperzoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hyperzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The model registry: ``create_model(name, **overrides)`` and ``list_models(pattern)``.
+
+Every target network a user names by string lives here: hyperzoo's CIFAR ResNets and Wide ResNets, and every
+torchvision classification model (optionally adapted to 32x32 inputs with ``adapt_cifar=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from hyperzoo.registry import Registry
+
+__all__ = ["MODELS", "create_model", "is_model", "list_models", "model_family", "register_model"]
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model", list_hint="run `hyperzoo models` or hyperzoo.list_models() to see them all"
+)
+
+
+def register_model(
+    name: str | None = None, family: str = "", **meta: Any
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a model entrypoint ``fn(**kwargs) -> nn.Module``."""
+    return MODELS.register(name, family=family, **meta)
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Builds the registered model ``name``.
+
+    Overrides whose value is ``None`` are dropped, so command-line defaults never replace a model's own
+    defaults (the timm convention).
+
+    Args:
+        name: a registered name, e.g. ``"resnet20"``, ``"wrn28_10"``, ``"resnet50"``.
+        **overrides: keyword arguments for the entrypoint, e.g. ``num_classes=10`` or, for torchvision models,
+            ``adapt_cifar=True``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered; the message lists the closest names.
+    """
+    fn = MODELS.get(name)
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    return fn(**kwargs)
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Sorted registered model names matching a shell-style ``pattern`` (and ``family`` if given)."""
+    return MODELS.names(pattern, family=family)
+
+
+def is_model(name: str) -> bool:
+    """Whether ``name`` is a registered model."""
+    return name in MODELS
+
+
+def model_family(name: str) -> str:
+    """The family a registered model belongs to (``"cifar_resnet"``, ``"wide_resnet"``, ``"torchvision"``)."""
+    return MODELS.entry(name).family
