@@ -1,0 +1,41 @@
+"""Image data: CIFAR-10/100, ImageFolder trees and archives, ImageNet-style folders; HDF5 uint8 cache."""
+
+from hyperzoo.data.augment import BatchAugment, crop_flip
+from hyperzoo.data.cache import build_h5_cache, cache_path, decode_image, inspect_h5_cache
+from hyperzoo.data.datamodules import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    ImageDataModule,
+    ImageFolderDataModule,
+    ImageNetDataModule,
+)
+from hyperzoo.data.h5_dataset import H5ImageDataset
+from hyperzoo.data.sampler import ShardedBatchSampler
+from hyperzoo.data.sources import (
+    ImageSource,
+    default_cache_dir,
+    embedded_sample_root,
+    extract_archive,
+    resolve_image_source,
+)
+
+__all__ = [
+    "BatchAugment",
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "H5ImageDataset",
+    "ImageDataModule",
+    "ImageFolderDataModule",
+    "ImageNetDataModule",
+    "ImageSource",
+    "ShardedBatchSampler",
+    "build_h5_cache",
+    "cache_path",
+    "crop_flip",
+    "decode_image",
+    "default_cache_dir",
+    "embedded_sample_root",
+    "extract_archive",
+    "inspect_h5_cache",
+    "resolve_image_source",
+]
