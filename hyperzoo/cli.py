@@ -7,6 +7,7 @@ overrides); the others are hyperzoo's own. Errors a user can act on print as one
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,6 +20,10 @@ warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*
 
 LIGHTNING = ("fit", "validate", "test")
 Command = Callable[[argparse.Namespace], int | None]
+
+# Subpackages that add their own subcommands: each module defines `register(subparsers)`, which adds parsers
+# whose defaults set `func(args) -> int | None`. Keep imports inside the command functions so `--help` is fast.
+COMMAND_MODULES: list[str] = []
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -90,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache-dir", default=None, help="cache folder (default $HYPERZOO_CACHE or ~/.cache/hyperzoo)")
     q.add_argument("--download", action="store_true", help="download CIFAR with torchvision if missing")
     q.set_defaults(func=_cmd_data_prepare)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -111,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HyperzooError as e:
         print(f"hyperzoo: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hyperzoo models | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("hyperzoo: interrupted", file=sys.stderr)
         return 130
