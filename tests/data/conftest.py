@@ -52,3 +52,13 @@ def write_archive(tree: Path, archive: Path, arcname: str = ".") -> Path:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     return write_tree(tmp_path / "tree")
+
+
+@pytest.fixture
+def make_tree() -> Callable[..., Path]:
+    return write_tree
+
+
+@pytest.fixture
+def make_archive() -> Callable[..., Path]:
+    return write_archive
