@@ -6,6 +6,8 @@ import warnings
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph, distance_matrix, shape_to_4d  # noqa: E402
+from hyperzoo.graphs.from_module import UnmappedModuleError, graph_from_module  # noqa: E402
+from hyperzoo.graphs.param_ops import FUNCTION_OPS, param_op  # noqa: E402
 from hyperzoo.graphs.topology import shortest_path_lengths, topological_depth, topological_order  # noqa: E402
 from hyperzoo.graphs.vocabulary import (  # noqa: E402
     EXTENSIONS,
@@ -20,14 +22,18 @@ from hyperzoo.graphs.vocabulary import (  # noqa: E402
 __all__ = [
     "DEFAULT_S_MAX",
     "EXTENSIONS",
+    "FUNCTION_OPS",
     "LEGACY_OP_NAMES",
     "OP_ID",
     "PRIMITIVES",
     "REFERENCE_PRIMITIVES",
     "ArchGraph",
+    "UnmappedModuleError",
     "canonical_op_name",
     "distance_matrix",
+    "graph_from_module",
     "op_id",
+    "param_op",
     "shape_to_4d",
     "shortest_path_lengths",
     "topological_depth",

@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.graphs.topology import shortest_path_lengths, topological_order
-from hyperzoo.graphs.vocabulary import PRIMITIVES, op_id
+from hyperzoo.graphs.vocabulary import OP_ID, PRIMITIVES, op_id
 
 __all__ = ["DEFAULT_S_MAX", "ArchGraph", "distance_matrix", "shape_to_4d"]
 
@@ -57,7 +57,8 @@ class ArchGraph(Data):
     Args:
         op: vocabulary id of each node (:data:`hyperzoo.graphs.PRIMITIVES`).
         param_names: name of the parameter each node stands for, as in ``model.named_parameters()``
-            ('' for parameter-free nodes; the weight's name for a norm node, which also covers the bias).
+            (the weight's name for a norm node, which also covers the bias; the op name for a pooling node,
+            as in the reference; '' for other parameter-free nodes).
         shape: 4-D shape encoding of each node (:func:`shape_to_4d`); pooling nodes carry ``(1, 1, k, k)``.
         edge_index: real and virtual edges, ``src < dst``, sorted by ``(src, dst)``.
         edge_dist: 1 for a real edge, ``2..s_max`` for a virtual one.
@@ -194,6 +195,15 @@ class ArchGraph(Data):
     def op_names(self) -> list[str]:
         """The op name of each node."""
         return [PRIMITIVES[i] for i in self.op.tolist()]
+
+    @property
+    def has_param(self) -> Tensor:
+        """BoolTensor ``[N]``: whether a node stands for a parameter (a pooling node has a shape only)."""
+        return (
+            (self.shape.abs().sum(dim=1) > 0)
+            & (self.op != OP_ID["max_pool"])
+            & (self.op != OP_ID["avg_pool"])
+        )
 
     def real_edges(self) -> Tensor:
         """Real (distance-1) edges, ``[2, E_real]``."""

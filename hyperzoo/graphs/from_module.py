@@ -1,0 +1,402 @@
+"""``graph_from_module``: the computation graph of any ``nn.Module``, from one forward pass.
+
+The method is the reference GHN's (ppuda ``Graph._build_graph``, after torchviz): run the model once, walk the
+autograd graph from the outputs, turn every parameter leaf into a node (or, for a function without parameters,
+the function itself), contract the functions that are not in the vocabulary, then add virtual edges. What
+differs: the walk uses an explicit stack (no recursion limit), the forward runs under ``enable_grad`` with
+buffers and RNG restored afterwards, any number of inputs and outputs is fine, and every parameter tensor is
+accounted for: in exactly one node, or listed in ``graph.unmapped``.
+
+Node order equals the reference's, which the conformance tests check: nodes are created in the reference's DFS
+pre-order, sorted by networkx's generation order (:func:`~hyperzoo.graphs.topology.topological_order`), then
+filtered in the reference's passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hyperzoo.errors import ConfigError, HyperzooError
+from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
+from hyperzoo.graphs.param_ops import FUNCTION_OPS, NORM_OPS, function_prefix, param_op
+from hyperzoo.graphs.topology import topological_order
+
+__all__ = ["UnmappedModuleError", "graph_from_module"]
+
+
+class UnmappedModuleError(HyperzooError):
+    """A model has parameters that no graph op stands for (raised with ``strict=True``)."""
+
+
+@dataclass
+class _Node:
+    name: str  # parameter name, or the autograd class name for a function node, or "input"
+    op: str | None = None  # vocabulary name once known
+    param: Tensor | None = None
+    fn: Any = None  # the autograd function for function nodes (pool sizes, keepdim)
+    is_param: bool = False
+    succ: set[int] = field(default_factory=set)
+
+
+def _make_inputs(
+    model: nn.Module, input_size: int | tuple[int, ...] | None
+) -> tuple[Tensor, tuple[int, ...]]:
+    size = input_size if input_size is not None else getattr(model, "expected_input_size", None)
+    if size is None:
+        size = getattr(model, "expected_input_sz", 224)  # the reference's attribute name
+    dims = (size,) if isinstance(size, int) else tuple(size)
+    if not all(isinstance(d, int) and d > 0 for d in dims) or len(dims) not in (1, 2, 3):
+        raise ConfigError(
+            f"bad input size {size!r}: give an image side N, (H, W) or (C, H, W) with positive integers, "
+            "or pass inputs= explicitly"
+        )
+    chw = (3, dims[0], dims[0]) if len(dims) == 1 else (3, *dims) if len(dims) == 2 else dims
+    gen = torch.Generator().manual_seed(0)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    # batch of 2: batch-norm layers in training mode reject a batch of one
+    return torch.randn(2, *chw, generator=gen).to(device), chw
+
+
+def _output_tensors(out: Any) -> list[Tensor]:
+    """Every tensor in a (nested) tuple/list/dict/namedtuple/dataclass output, in order, without recursion."""
+    found: list[Tensor] = []
+    stack = [out]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tensor):
+            found.append(item)
+        elif isinstance(item, Mapping):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (tuple, list)):
+            stack.extend(reversed(item))
+        elif hasattr(item, "__dataclass_fields__"):
+            stack.extend(reversed([getattr(item, k) for k in item.__dataclass_fields__]))
+    return found
+
+
+def _trace(
+    model: nn.Module,
+    outputs: list[Tensor],
+    param_map: dict[int, tuple[str, nn.Module, str]],
+    overrides: Mapping[str, str] | None,
+) -> tuple[list[_Node], set[int]]:
+    """Walk the autograd graph depth-first (pre-order, children in ``next_functions`` order).
+
+    Returns the nodes (with successor sets) and the ids of the parameters they cover.
+    """
+    nodes: list[_Node] = []
+    seen: dict[Any, tuple[int | None, str]] = {}
+    covered: set[int] = set()
+
+    def enter(fn: Any) -> int | None:
+        """Create the node(s) of ``fn``; return the node its inputs connect to."""
+        fn_name = type(fn).__name__
+        if fn_name == "AccumulateGrad":  # a leaf not claimed by its consumer (unmapped, norm bias, input)
+            seen[fn] = (None, fn_name)
+            return None
+        leaves: list[int] = []
+        for child, _ in fn.next_functions:
+            if child is None or not hasattr(child, "variable") or child in seen:
+                continue  # a parameter used a second time stays a plain function here (no cycles)
+            var = child.variable
+            entry = param_map.get(id(var))
+            if entry is None:
+                continue  # an input tensor that requires grad
+            full, module, leaf = entry
+            op = param_op(module, leaf, full, overrides)
+            if op is None:
+                continue  # reported from the parameters left uncovered
+            if op in NORM_OPS and leaf == "bias":
+                covered.add(id(var))  # predicted together with the norm weight
+                continue
+            nodes.append(_Node(full, op=op, param=var, is_param=True))
+            covered.add(id(var))
+            seen[child] = (len(nodes) - 1, full)
+            leaves.append(len(nodes) - 1)
+        if not leaves:
+            nodes.append(_Node(fn_name, fn=fn))
+            leaves.append(len(nodes) - 1)
+        seen[fn] = (leaves[-1], fn_name)
+        return leaves[0]
+
+    def connect(start: int | None, child: Any) -> None:
+        link, name = seen[child]
+        if link is None or start is None or link == start:
+            return
+        # the reference points edges from a consumer to a bias leaf (conv weight -> conv bias)
+        if "bias" in name:
+            nodes[start].succ.add(link)
+        else:
+            nodes[link].succ.add(start)
+
+    for out in outputs:
+        root = out.grad_fn
+        if root is None or root in seen:
+            continue
+        stack = [(root, enter(root), iter(root.next_functions))]
+        while stack:
+            _, start, children = stack[-1]
+            nxt = next(children, None)
+            if nxt is None:
+                stack.pop()
+                continue
+            child = nxt[0]
+            if child is None:
+                continue
+            if child not in seen:
+                child_start = enter(child)
+                connect(start, child)
+                stack.append((child, child_start, iter(child.next_functions)))
+            else:
+                connect(start, child)
+    return nodes, covered
+
+
+def _rewire_weight_sources(nodes: list[_Node]) -> None:
+    """Put a linear weight on the data path: ``x -> weight -> bias`` instead of ``x -> bias <- weight``.
+
+    The reference does this for ``nn.Linear`` weights, whose autograd leaf hangs off ``addmm`` beside the
+    data. Here it applies to every conv-like weight without incoming edges (linear layers inside attention
+    too); for a weight already on the data path the rewiring changes nothing.
+    """
+    pred: list[set[int]] = [set() for _ in nodes]
+    for i, node in enumerate(nodes):
+        for j in node.succ:
+            pred[j].add(i)
+    for i, node in enumerate(nodes):
+        if not (node.is_param and node.op in ("conv", "sep_conv", "dil_conv") and not pred[i]):
+            continue
+        for j in sorted(node.succ):
+            for p in list(pred[j]):
+                if p != i:
+                    nodes[p].succ.discard(j)
+                    nodes[p].succ.add(i)
+                    pred[i].add(p)
+            pred[j] = {i}
+            node.succ.add(j)
+        node.succ.discard(i)
+        pred[i].discard(i)
+
+
+def _passes() -> list[tuple[str, Any]]:
+    """The reference's filter passes, in its order; each is ``(label, keep(i, nodes, adj) -> bool)``."""
+
+    def mul(i: int, ns: list[_Node], a: np.ndarray) -> bool:
+        # squeeze-excitation: the product with a (hard) sigmoid gate; the reference's rule is positional
+        # (a Hard* node two places earlier), this one reads the gate among the product's inputs
+        gates = [function_prefix(ns[p].name) for p in np.flatnonzero(a[:, i]) if not ns[p].is_param]
+        return ns[i - 2].name.startswith("Hard") or any(g in ("Sigmoid", "Hardsigmoid") for g in gates)
+
+    def clone(i: int, ns: list[_Node], a: np.ndarray) -> bool:
+        return i >= 11 and ns[i - 11].name.startswith(
+            "Softmax"
+        )  # the MSA pattern of the DeepNets-1M Transformer
+
+    def mean(i: int, ns: list[_Node], a: np.ndarray) -> bool:
+        keepdim = getattr(ns[i].fn, "_saved_keepdim", None)
+        if keepdim is not None:
+            return bool(keepdim)  # global pooling keeps dims; the squeeze in CSE does not
+        return i < len(ns) - 1 and not ns[i + 1].name.startswith("cells.")
+
+    def merge(i: int, ns: list[_Node], a: np.ndarray) -> bool:
+        return int(a[:, i].sum()) > 1  # a sum or concat of a single input is no op
+
+    def unsupported(i: int, ns: list[_Node], a: np.ndarray) -> bool:
+        return False
+
+    return [
+        ("Mul", mul),
+        ("Clone", clone),
+        ("*", unsupported),
+        ("Mean", mean),
+        ("Add", merge),
+        ("Cat", merge),
+    ]
+
+
+def _filter(nodes: list[_Node], adj: np.ndarray) -> tuple[list[_Node], np.ndarray]:
+    """Contract the function nodes outside the vocabulary, pass by pass (reference: ``_filter_graph``)."""
+    for label, keep in _passes():
+        kept: list[int] = []
+        for i, node in enumerate(nodes):
+            pre = None if node.is_param or node.name == "input" else function_prefix(node.name)
+            if label == "*":
+                targeted = pre is not None and pre not in FUNCTION_OPS
+            else:
+                targeted = pre is not None and pre.startswith(label)
+            if targeted and not keep(i, nodes, adj):
+                succ, pred = np.flatnonzero(adj[i]), np.flatnonzero(adj[:, i])
+                # the removed node's predecessors feed its successors directly; its own edges stay until the
+                # end of the pass, as in the reference, so later in-degree tests see them
+                for p in pred:
+                    adj[p, succ[succ != p]] = True
+            else:
+                kept.append(i)
+        if len(kept) < len(nodes):
+            idx = np.asarray(kept, dtype=np.int64)
+            adj = adj[np.ix_(idx, idx)]
+            nodes = [nodes[i] for i in kept]
+    return nodes, adj
+
+
+def _pool_shape(fn: Any) -> tuple[int, int, int, int]:
+    kernel = getattr(fn, "_saved_kernel_size", None)
+    if kernel is None:
+        return (1, 1, 3, 3)  # the reference's default when the kernel is not recorded
+    k = [int(x) for x in (kernel if isinstance(kernel, (tuple, list)) else (kernel, kernel))]
+    return (1, 1, k[0], k[-1])
+
+
+def graph_from_module(
+    model: nn.Module,
+    input_size: int | tuple[int, ...] | None = None,
+    inputs: Tensor | tuple[Any, ...] | dict[str, Any] | None = None,
+    s_max: int = DEFAULT_S_MAX,
+    strict: bool = False,
+    name: str | None = None,
+    param_ops: Mapping[str, str] | None = None,
+) -> ArchGraph:
+    """Build the :class:`ArchGraph` of ``model`` from one forward pass.
+
+    Args:
+        model: any module; its mode is used as is (and restored), its buffers (batch-norm statistics) and the
+            global RNG state are left unchanged.
+        input_size: image side ``N``, ``(H, W)`` or ``(C, H, W)`` of the random batch of 2; default
+            ``model.expected_input_size``, else 224.
+        inputs: the forward arguments instead: a tensor, a tuple (positional) or a dict (keywords).
+        s_max: longest shortest path kept as a virtual edge (1: real edges only).
+        strict: raise :class:`UnmappedModuleError` if a parameter has no node.
+        name: the graph's name (default: the model's class name).
+        param_ops: ``{parameter name or fnmatch pattern: op name}`` for parameters no rule maps.
+
+    Returns:
+        The graph; ``graph.unmapped`` lists the parameters without a node (``graph.unmapped_modules`` their
+        modules), ``graph.num_params`` counts the parameters of the model.
+
+    Raises:
+        ConfigError: bad ``input_size``.
+        HyperzooError: the forward pass fails or no output depends on a parameter.
+        UnmappedModuleError: with ``strict=True``, parameters that no op stands for.
+    """
+    name = name or getattr(model, "name", None) or type(model).__name__
+    named = list(model.named_parameters(remove_duplicate=True))
+    param_map: dict[int, tuple[str, nn.Module, str]] = {}
+    for mod_name, module in model.named_modules():
+        for leaf, p in module.named_parameters(recurse=False):
+            if id(p) not in param_map:
+                param_map[id(p)] = (f"{mod_name}.{leaf}" if mod_name else leaf, module, leaf)
+    module_of = {full: (_module_name(full), type(m).__name__) for full, m, _ in param_map.values()}
+
+    if inputs is None:
+        x, chw = _make_inputs(model, input_size)
+        args, kwargs, size_info = (x,), {}, list(chw)
+    else:
+        args, kwargs = (
+            ((), dict(inputs))
+            if isinstance(inputs, Mapping)
+            else (
+                (inputs,) if isinstance(inputs, Tensor) else tuple(inputs),
+                {},
+            )
+        )
+        first = next((t for t in (*args, *kwargs.values()) if isinstance(t, Tensor)), None)
+        size_info = list(first.shape[1:]) if first is not None else []
+
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    frozen = [p for _, p in named if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)  # frozen parameters still get a node
+    try:
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            try:
+                out = model(*args, **kwargs)
+            except HyperzooError:
+                raise
+            except Exception as e:
+                raise HyperzooError(
+                    f"forward pass of {name} failed on inputs of shape {size_info}: {type(e).__name__}: {e}; "
+                    "pass input_size= (the size the model expects) or inputs= explicitly"
+                ) from e
+            outputs = [t for t in _output_tensors(out) if t.grad_fn is not None]
+            if not outputs:
+                raise HyperzooError(
+                    f"no output of {name} depends on a parameter (is every parameter frozen or the output "
+                    "detached?); the graph is built from the autograd graph of the outputs"
+                )
+            nodes, covered = _trace(model, outputs, param_map, param_ops)
+            del out, outputs
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers:
+                    b.copy_(buffers[k])
+
+    _rewire_weight_sources(nodes)
+    # the input node feeds every source: the first layer, and parameters such as class tokens or tables
+    has_pred = np.zeros(len(nodes), dtype=bool)
+    for node in nodes:
+        has_pred[list(node.succ)] = True
+    nodes.append(_Node("input", op="input", succ={i for i in range(len(nodes)) if not has_pred[i]}))
+    edges = [(i, j) for i, node in enumerate(nodes) for j in node.succ if i != j]
+    order = topological_order(len(nodes), edges)
+    rank = np.empty(len(nodes), dtype=np.int64)
+    rank[np.asarray(order)] = np.arange(len(nodes))
+    adj = np.zeros((len(nodes), len(nodes)), dtype=bool)
+    if edges:
+        e = np.asarray(edges, dtype=np.int64)
+        adj[rank[e[:, 0]], rank[e[:, 1]]] = True
+    nodes, adj = _filter([nodes[i] for i in order], adj)
+
+    ops, names, shapes = [], [], []
+    for node in nodes:
+        if node.is_param:
+            ops.append(node.op)
+            names.append(node.name)
+            shapes.append(tuple(node.param.shape))
+        elif node.name == "input":
+            ops.append("input")
+            names.append("")
+            shapes.append(None)
+        else:
+            op = FUNCTION_OPS[function_prefix(node.name)]
+            pool = op in ("max_pool", "avg_pool")
+            ops.append(op)
+            # pooling nodes are named by their op, as in the reference (DeepNets-1M matches them to modules)
+            names.append(op if pool else "")
+            shapes.append(_pool_shape(node.fn) if pool else None)
+
+    missing = [full for full, p in named if id(p) not in covered]
+    unmapped_modules = sorted({f"{module_of[m][0] or '<root>'} ({module_of[m][1]})" for m in missing})
+    if strict and missing:
+        raise UnmappedModuleError(
+            f"{name}: {len(missing)} parameter tensor(s) have no graph op: {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''} in module(s) {', '.join(unmapped_modules)}; map them "
+            "with param_ops={'name or pattern': op} or pass strict=False to list them in graph.unmapped"
+        )
+    src, dst = np.nonzero(adj)
+    return ArchGraph.from_dag(
+        ops,
+        names,
+        shapes,
+        torch.from_numpy(np.stack([src, dst]).astype(np.int64)),
+        s_max=s_max,
+        name=name,
+        sort=False,
+        num_params=sum(p.numel() for _, p in named),
+        input_size=size_info,
+        unmapped=missing,
+        unmapped_modules=unmapped_modules,
+    )
+
+
+def _module_name(param_name: str) -> str:
+    """``"layer1.0.conv1.weight"`` -> ``"layer1.0.conv1"``."""
+    return param_name.rpartition(".")[0]
