@@ -138,7 +138,8 @@ def main() -> None:
             "## Data loading throughput (issue 2)",
             "",
             "```",
-            f"python experiments/bench_data.py --archive {archive} --batches {args.batches} --markdown",
+            f"python experiments/bench_data.py --archive {archive} --batches {args.batches} "
+            f"--repeats {args.repeats} --markdown",
             "```",
             "",
             f"- Machine: {machine}.",
