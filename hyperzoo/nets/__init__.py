@@ -1,6 +1,6 @@
 """Target networks: CIFAR ResNets, Wide ResNets, every torchvision classifier, one registry."""
 
-from hyperzoo.nets import cifar_resnet, torchvision_models, wide_resnet  # noqa: F401  (fill the registry)
+from hyperzoo.nets import cifar_resnet, deepnets1m, torchvision_models, wide_resnet  # noqa: F401  (fill the registry)
 from hyperzoo.nets.adapt import adapt_to_cifar
 from hyperzoo.nets.cifar_resnet import BasicBlock, CifarResNet
 from hyperzoo.nets.factory import MODELS, create_model, is_model, list_models, model_family, register_model
