@@ -190,8 +190,10 @@ def _passes() -> list[tuple[str, Any]]:
     def mul(i: int, ns: list[_Node], a: np.ndarray) -> bool:
         # squeeze-excitation: the product with a (hard) sigmoid gate; the reference's rule is positional
         # (a Hard* node two places earlier), this one reads the gate among the product's inputs
-        gates = [function_prefix(ns[p].name) for p in np.flatnonzero(a[:, i]) if not ns[p].is_param]
-        return ns[i - 2].name.startswith("Hard") or any(g in ("Sigmoid", "Hardsigmoid") for g in gates)
+        preds = np.flatnonzero(a[:, i])
+        gates = [function_prefix(ns[p].name) for p in preds if not ns[p].is_param]
+        gated = len(preds) > 1 and any(g in ("Sigmoid", "Hardsigmoid") for g in gates)
+        return ns[i - 2].name.startswith("Hard") or gated
 
     def clone(i: int, ns: list[_Node], a: np.ndarray) -> bool:
         return i >= 11 and ns[i - 11].name.startswith(

@@ -1,0 +1,141 @@
+"""``hyperzoo graphs ACTION``: inspect and draw computation graphs.
+
+``register`` adds a ``graphs`` parser whose actions come from :data:`ACTION_BUILDERS`; another action is one
+more function that adds its parser to the ``actions`` subparsers object and sets ``func``. Heavy imports stay
+inside the command functions so that ``hyperzoo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hyperzoo.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from hyperzoo.graphs.arch_graph import ArchGraph
+
+__all__ = ["ACTION_BUILDERS", "GRAPH_ACTIONS", "load_graph", "register"]
+
+# The `graphs` subparsers object once `register` ran (for actions added from elsewhere).
+GRAPH_ACTIONS: argparse._SubParsersAction | None = None
+
+
+def load_graph(
+    spec: str,
+    input_size: int | None = None,
+    adapt_cifar: bool = False,
+    num_classes: int | None = None,
+    s_max: int = 50,
+) -> ArchGraph:
+    """The graph of a registered model name or of an ``.onnx`` file.
+
+    Raises:
+        UnknownNameError: ``spec`` is neither a registered model nor an ``.onnx`` file.
+        DataError: the ``.onnx`` file does not exist.
+        ConfigError: a bad input size.
+    """
+    if input_size is not None and input_size <= 0:
+        raise ConfigError(f"--input-size must be a positive image side, got {input_size}")
+    if spec.lower().endswith(".onnx"):
+        path = Path(spec)
+        if not path.is_file():
+            raise DataError(f"ONNX file {spec} not found; give the path of an existing .onnx file")
+        from hyperzoo.graphs.onnx import graph_from_onnx  # lazy: needs the optional onnx package
+
+        graph = graph_from_onnx(str(path))
+        return graph if s_max >= int(getattr(graph, "s_max", s_max) or s_max) else graph.with_s_max(s_max)
+
+    from hyperzoo.graphs.from_module import graph_from_module
+    from hyperzoo.nets import create_model
+
+    kwargs: dict[str, object] = {}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if adapt_cifar:
+        kwargs["adapt_cifar"] = True
+    model = create_model(spec, **kwargs)
+    return graph_from_module(model, input_size=input_size, s_max=s_max, name=spec)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-size", type=int, default=None, help="image side (default: the model's own)")
+    p.add_argument("--adapt-cifar", action="store_true", help="adapt a torchvision model to 32x32 inputs")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
+    p.add_argument("--s-max", type=int, default=50, help="longest virtual edge (1: real edges only)")
+
+
+def _graph_from_args(args: argparse.Namespace) -> ArchGraph:
+    return load_graph(args.model, args.input_size, args.adapt_cifar, args.num_classes, args.s_max)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    graph = _graph_from_args(args)
+    if args.json:
+        print(json.dumps(graph.to_json_dict()))
+        return 0
+    real = int((graph.edge_dist == 1).sum())
+    total = int(graph.edge_dist.numel())
+    print(f"graph        {graph.name}")
+    if getattr(graph, "input_size", None):
+        print(f"input        {'x'.join(str(d) for d in graph.input_size)}")
+    print(f"nodes        {int(graph.num_nodes)}")
+    print(f"edges        {real} real, {total - real} virtual (s_max={graph.s_max}), {total} in all")
+    if total:
+        print(f"max distance {int(graph.edge_dist.max())}")
+    print(f"param nodes  {int(graph.has_param.sum())}")
+    if getattr(graph, "num_params", None) is not None:
+        print(f"parameters   {int(graph.num_params):,}")
+    unmapped = list(getattr(graph, "unmapped", None) or [])
+    print(f"unmapped     {len(unmapped)}{': ' + ', '.join(unmapped) if unmapped else ''}")
+    print("ops:")
+    for op, count in graph.op_histogram().items():
+        print(f"  {op:14s} {count}")
+    return 0
+
+
+def _cmd_draw(args: argparse.Namespace) -> int:
+    from hyperzoo.graphs.draw import draw_graph
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"-o {args.output}: give a file name ending in .png, .pdf or .svg")
+    graph = _graph_from_args(args)
+    draw_graph(graph, out, labels=args.labels)
+    print(f"wrote {out} ({int(graph.num_nodes)} nodes)")
+    return 0
+
+
+def _add_info(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser("info", help="node/edge counts and op histogram of a model's graph")
+    p.add_argument("model", help="registered model name (`hyperzoo models`) or an .onnx file")
+    _add_model_args(p)
+    p.add_argument(
+        "--json", action="store_true", help='print {"num_nodes", "nodes", "param_names", "edges"} as JSON'
+    )
+    p.set_defaults(func=_cmd_info)
+
+
+def _add_draw(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser("draw", help="draw a model's graph, layered by topological depth, ops coloured")
+    p.add_argument("model", help="registered model name (`hyperzoo models`) or an .onnx file")
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
+    p.add_argument("--labels", action="store_true", help="write the op name beside each node")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_draw)
+
+
+# Each builder adds one action; append a builder to add an action (e.g. `generate`).
+ACTION_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_draw]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``hyperzoo graphs ACTION`` to the ``hyperzoo`` parser."""
+    global GRAPH_ACTIONS
+    p = subparsers.add_parser("graphs", help="computation graphs of models: info, draw")
+    GRAPH_ACTIONS = p.add_subparsers(dest="graphs_command", metavar="ACTION", required=True)
+    for build in ACTION_BUILDERS:
+        build(GRAPH_ACTIONS)
