@@ -223,7 +223,8 @@ class Network(nn.Module):
         super().__init__()
         genotype = Genotype.from_dict(genotype)
         self.genotype = genotype
-        self.expected_input_sz = 224 if is_imagenet_input else 32
+        # the input side a graph builder should feed (graph_from_module reads expected_input_size)
+        self.expected_input_size = self.expected_input_sz = 224 if is_imagenet_input else 32
         self._is_vit = genotype.is_vit if is_vit is None else is_vit
         self._stem_type = stem_type
         self._auxiliary = auxiliary
