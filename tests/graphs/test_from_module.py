@@ -1,0 +1,150 @@
+import pytest
+import torch
+from torch import nn
+
+from hyperzoo.errors import ConfigError, HyperzooError
+from hyperzoo.graphs import UnmappedModuleError, graph_from_module
+
+
+class Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_small_model_graph(accounted):
+    model = Small()
+    g = graph_from_module(model, input_size=8)
+    assert g.op_names == ["input", "conv", "bias", "bn", "conv", "bias"]
+    assert g.param_names == ["", "conv.weight", "conv.bias", "bn.weight", "fc.weight", "fc.bias"]
+    assert g.real_edges().t().tolist() == [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]
+    assert g.shape[1].tolist() == [8, 3, 3, 3] and g.shape[4].tolist() == [4, 8, 1, 1]
+    assert g.unmapped == [] and g.num_params == sum(p.numel() for p in model.parameters())
+    assert g.input_size == [3, 8, 8] and g.name == "Small"
+    assert accounted(model, g)
+
+
+def test_under_no_grad_mode_buffers_and_rng_untouched():
+    model = Small().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    expected = torch.rand(1)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        g = graph_from_module(model, input_size=8)
+    assert torch.rand(1) == expected
+    assert g.num_nodes == 6 and model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
+    with torch.inference_mode(False), torch.no_grad():
+        assert graph_from_module(model, input_size=8).num_nodes == 6
+    assert not model.training
+
+
+def test_deep_chain_has_no_recursion_limit():
+    model = nn.Sequential(*[nn.Linear(4, 4, bias=False) for _ in range(3000)])
+    g = graph_from_module(model, inputs=torch.randn(2, 4), s_max=1)
+    assert g.num_nodes == 3001
+    assert g.op_names.count("conv") == 3000
+    assert g.param_names[-1] == "2999.weight"
+
+
+class TwoHeads(nn.Module):
+    def __init__(self, as_dict: bool) -> None:
+        super().__init__()
+        self.as_dict = as_dict
+        self.a = nn.Linear(6, 5)
+        self.b = nn.Linear(7, 5)
+        self.head1 = nn.Linear(5, 2)
+        self.head2 = nn.Linear(5, 3)
+
+    def forward(self, x, y):
+        h = self.a(x) + self.b(y)
+        out1, out2 = self.head1(h), self.head2(h)
+        return {"first": out1, "second": [out2]} if self.as_dict else (out1, out2)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_several_inputs_and_outputs(as_dict, accounted):
+    model = TwoHeads(as_dict)
+    g = graph_from_module(model, inputs=(torch.randn(2, 6), torch.randn(2, 7)))
+    assert accounted(model, g) and g.unmapped == []
+    assert g.op_names.count("sum") == 1 and g.op_names.count("input") == 1
+    names = g.param_names
+    real = set(map(tuple, g.real_edges().t().tolist()))
+    # the input feeds both first layers; the sum feeds both heads
+    assert (0, names.index("a.weight")) in real and (0, names.index("b.weight")) in real
+    s = g.op_names.index("sum")
+    assert (s, names.index("head1.weight")) in real and (s, names.index("head2.weight")) in real
+    kw = graph_from_module(model, inputs={"x": torch.randn(2, 6), "y": torch.randn(2, 7)})
+    assert kw.to_json_dict() == g.to_json_dict()
+
+
+class WithCustom(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.scale = Scale()
+        self.frozen = nn.Conv2d(4, 4, 1)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, x):
+        return self.frozen(self.scale(self.conv(x)))
+
+
+class Scale(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(4, 1, 1))
+
+    def forward(self, x):
+        return x * self.alpha
+
+
+def test_unmapped_modules_are_reported_by_name(accounted):
+    model = WithCustom()
+    g = graph_from_module(model, input_size=4)
+    assert g.unmapped == ["scale.alpha"]
+    assert g.unmapped_modules == ["scale (Scale)"]
+    assert accounted(model, g)
+    assert "frozen.weight" in g.param_names  # frozen parameters still get a node
+    assert not model.frozen.weight.requires_grad
+    with pytest.raises(UnmappedModuleError, match=r"scale\.alpha.*scale \(Scale\).*param_ops"):
+        graph_from_module(model, input_size=4, strict=True)
+    mapped = graph_from_module(model, input_size=4, strict=True, param_ops={"scale.*": "layer_scale"})
+    assert "layer_scale" in mapped.op_names and mapped.unmapped == []
+
+
+def test_user_errors_are_hyperzoo_errors():
+    with pytest.raises(ConfigError, match="bad input size"):
+        graph_from_module(Small(), input_size=0)
+    with pytest.raises(ConfigError, match="bad input size"):
+        graph_from_module(Small(), input_size=(1, 2, 3, 4))
+    with pytest.raises(HyperzooError, match="forward pass of Small failed"):
+        graph_from_module(Small(), input_size=(5, 8, 8))
+    with pytest.raises(HyperzooError, match="no output"):
+        graph_from_module(nn.Identity(), inputs=torch.randn(2, 2))
+
+
+def test_shared_parameters_get_one_node():
+    lin = nn.Linear(4, 4)
+    model = nn.Sequential(lin, nn.ReLU(), lin)
+    g = graph_from_module(model, inputs=torch.randn(2, 4))
+    assert g.param_names.count("0.weight") == 1 and g.unmapped == []
+
+
+def test_squeeze_excitation_and_pooling_nodes():
+    from torchvision.ops import SqueezeExcitation
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.MaxPool2d(2), SqueezeExcitation(8, 4), nn.AvgPool2d(3))
+    g = graph_from_module(model, input_size=16)
+    assert "cse" in g.op_names and "glob_avg" in g.op_names
+    i = g.op_names.index("max_pool")
+    assert g.param_names[i] == "max_pool" and g.shape[i].tolist() == [1, 1, 2, 2]
+    assert g.shape[g.op_names.index("avg_pool")].tolist() == [1, 1, 3, 3]
