@@ -286,7 +286,8 @@ def graph_from_module(
         HyperzooError: the forward pass fails or no output depends on a parameter.
         UnmappedModuleError: with ``strict=True``, parameters that no op stands for.
     """
-    name = name or getattr(model, "name", None) or type(model).__name__
+    own = getattr(model, "name", None)
+    name = name or (own if isinstance(own, str) and own else type(model).__name__)
     named = list(model.named_parameters(remove_duplicate=True))
     param_map: dict[int, tuple[str, nn.Module, str]] = {}
     for mod_name, module in model.named_modules():
