@@ -131,6 +131,11 @@ def _add_draw(actions: argparse._SubParsersAction) -> None:
 # Each builder adds one action; append a builder to add an action (e.g. `generate`).
 ACTION_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_draw]
 
+# --- `hyperzoo graphs generate` (DeepNets-1M splits; implemented in hyperzoo.graphs.generate) ---------------
+from hyperzoo.graphs.generate import add_generate_action  # noqa: E402  (argparse only; no heavy imports)
+
+ACTION_BUILDERS.append(add_generate_action)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hyperzoo graphs ACTION`` to the ``hyperzoo`` parser."""

@@ -113,8 +113,8 @@ class DeepNets1MReader(torch.utils.data.Dataset):
         for p in (self.path, self.meta_path):
             if not p.exists():
                 raise DataError(
-                    f"DeepNets-1M file {p} not found; download the published files (ppuda data/download.sh) or "
-                    "give the meta JSON with meta_path="
+                    f"DeepNets-1M file {p} not found; download the published files (ppuda "
+                    "data/download.sh) or give the meta JSON with meta_path="
                 )
         try:
             meta = json.loads(self.meta_path.read_text())

@@ -225,8 +225,9 @@ class GraphStore(torch.utils.data.Dataset):
             raise
         except (OSError, KeyError) as e:
             raise DataError(
-                f"cannot read graph store {self.path} ({type(e).__name__}: {e}); the file is truncated or corrupt: "
-                "delete it and run `hyperzoo graphs generate` again (it resumes from its parts if they exist)"
+                f"cannot read graph store {self.path} ({type(e).__name__}: {e}); the file is truncated or "
+                "corrupt: delete it and run `hyperzoo graphs generate` again (it resumes from its parts if "
+                "they exist)"
             ) from e
         n = len(self.node_ptr) - 1
         expected = int(self.attrs.get("num_graphs", -1))
@@ -312,7 +313,7 @@ def _attr(v: Any) -> Any:
 
 
 def write_graphs(path: str | Path, graphs: Sequence[ArchGraph], **kwargs: Any) -> Path:
-    """Writes ``graphs`` (with their ``net_args`` attributes) to a new store; see :class:`GraphStoreWriter`."""
+    """Writes ``graphs`` (with their ``net_args`` attributes) to a new store, see :class:`GraphStoreWriter`."""
     with GraphStoreWriter(path, **kwargs) as w:
         for g in graphs:
             w.append(g)

@@ -24,6 +24,7 @@ from hyperzoo.nets.deepnets1m.sampler import (
     sample_valid_net_args,
 )
 from hyperzoo.nets.deepnets1m.splits import (
+    NUM_BUCKETS,
     SPLITS,
     SplitSpec,
     arch_hash,
@@ -39,6 +40,7 @@ __all__ = [
     "DARTS",
     "GENERATOR_C",
     "NET_ARGS_KEYS",
+    "NUM_BUCKETS",
     "PDARTS",
     "PRIMITIVES_DARTS_EXT",
     "SPLITS",

@@ -161,24 +161,38 @@ def split_seed(split: str, base_seed: int = 0, index: int | None = None) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
 
 
-def candidate(split: str, index: int, base_seed: int = 0, check_params: bool = True) -> dict[str, Any] | None:
+def candidate(
+    split: str, index: int, base_seed: int = 0, check_params: bool = True, max_cells: int | None = None
+) -> dict[str, Any] | None:
     """Candidate ``index`` of a split's stream, or ``None`` if the generator rejects it.
 
     Rejections: genotype rules, a hash bucket owned by another split, the parameter cap (with
     ``check_params``). An accepted candidate carries ``hash``, ``num_params`` and, for evaluation splits,
     ``C``. Graph-level rejection (a disconnected computation graph) is left to the dataset generator.
+
+    Args:
+        split: a sampled split.
+        index: position in the split's candidate stream.
+        base_seed: the base seed.
+        check_params: apply the parameter cap.
+        max_cells: cap the number of cells (small nets for tests; this changes the stream).
     """
     spec = get_split(split)
     if spec.config is None:
         raise ValueError(f"split {split!r} is not sampled; use predefined_net_args()")
-    net_args = sample_net_args(random.Random(split_seed(split, base_seed, index)), spec.config)
+    config = spec.config
+    if max_cells is not None:
+        config = config.with_(
+            max_layers=min(config.max_layers, max_cells), min_layers=min(config.min_layers, max_cells)
+        )
+    net_args = sample_net_args(random.Random(split_seed(split, base_seed, index)), config)
     if net_args is None:
         return None
     h = arch_hash(net_args)
     if hash_bucket(h) not in spec.buckets:
         return None
     if check_params:
-        counts = check_size(net_args, spec.config.max_params)
+        counts = check_size(net_args, config.max_params)
         if counts is None:
             return None
         net_args["num_params"] = counts

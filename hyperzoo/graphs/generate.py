@@ -1,0 +1,304 @@
+"""Generation of DeepNets-1M-style graph datasets: multi-process, atomic and resumable.
+
+``generate_split("train", 100_000, "graphs/train.h5", workers=4)`` walks the split's candidate stream
+(:func:`hyperzoo.nets.deepnets1m.candidate`: candidate ``j`` is a pure function of the split, the seed and
+``j``). Workers take blocks of candidate indices, sample each, build the CIFAR variant without weight init,
+build its graph with :func:`~hyperzoo.graphs.graph_from_module` and return the accepted ones; the parent
+consumes blocks in order, drops duplicates (by architecture hash) and writes.
+
+Resumability: the parent commits progress in *parts*, each a complete graph store written atomically
+(``<out>.parts/part-000012.h5``, renamed into place when full) that records the candidate index to continue
+from. A kill (even SIGKILL) loses at most the part being filled; a restart reads the finished parts (their
+graphs and hashes), continues the stream at the recorded candidate, and regenerates exactly the missing
+graphs. When all graphs exist the parts are merged into ``out`` (again via a temporary file) and deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from hyperzoo.errors import ConfigError, DataError
+from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
+from hyperzoo.graphs.store import GraphStore, GraphStoreWriter
+
+__all__ = ["generate_split"]
+
+
+def _block_size(split: str) -> int:
+    """Candidates per worker task: enough for about two accepted nets.
+
+    Evaluation splits, whose hash bucket rejects 255 of 256 draws cheaply, then batch many draws per
+    inter-process round trip, and train wastes little work when the run ends.
+    """
+    from hyperzoo.nets.deepnets1m import NUM_BUCKETS, get_split
+
+    buckets = len(get_split(split).buckets)
+    return 4 if split == "predefined" or not buckets else max(4, 2 * NUM_BUCKETS // buckets)
+
+
+def _init_worker() -> None:
+    import torch
+
+    # one thread per worker: the workers are the parallelism, and small convs gain nothing from threads
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
+
+
+def _make_block(
+    split: str, seed: int, start: int, stop: int, s_max: int, max_cells: int | None
+) -> list[tuple[int, dict[str, Any], ArchGraph]]:
+    """Accepted candidates ``start..stop-1`` of a split, with their graphs (runs in a worker)."""
+    from hyperzoo.graphs.from_module import graph_from_module
+    from hyperzoo.nets.deepnets1m import build_network, candidate, predefined_net_args
+
+    out = []
+    for j in range(start, stop):
+        if split == "predefined":
+            fixed = predefined_net_args()
+            args = fixed[j] if j < len(fixed) else None
+        else:
+            args = candidate(split, j, seed, max_cells=max_cells)
+        if args is None:
+            continue
+        net = build_network(args, C=args.get("C", 32), num_classes=10, light=True)
+        try:
+            graph = graph_from_module(net, input_size=32, s_max=s_max)
+        except Exception:  # a disconnected or otherwise unbuildable graph rejects the candidate, as in ppuda
+            continue
+        args = {**args, "num_nodes": int(graph.num_nodes)}
+        out.append((j, args, _strip(graph)))
+    return out
+
+
+def _strip(graph: ArchGraph) -> ArchGraph:
+    # keep only what the store holds: smaller pickles between processes
+    return ArchGraph(
+        op=graph.op,
+        param_names=list(graph.param_names),
+        shape=graph.shape,
+        edge_index=graph.edge_index,
+        edge_dist=graph.edge_dist,
+        name="",
+        s_max=graph.s_max,
+        num_nodes=int(graph.num_nodes),
+    )
+
+
+def _blocks(
+    split: str, seed: int, start: int, s_max: int, max_cells: int | None, workers: int
+) -> Iterator[list[tuple[int, dict[str, Any], ArchGraph]]]:
+    """Blocks of accepted candidates from ``start`` on, in stream order, computed ``workers``-parallel."""
+    block = _block_size(split)
+    if workers <= 0:
+        _init_worker()
+        j = start
+        while True:
+            yield _make_block(split, seed, j, j + block, s_max, max_cells)
+            j += block
+    # spawn, not fork: forking a process that already ran torch ops can deadlock in the children
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    pending: deque[Future] = deque()
+    j = start
+    try:
+        while True:
+            while len(pending) < 2 * workers:  # a short queue keeps workers busy and bounds wasted work
+                pending.append(pool.submit(_make_block, split, seed, j, j + block, s_max, max_cells))
+                j += block
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _read_parts(parts_dir: Path, meta: dict[str, Any]) -> tuple[list[Path], int, int, set[str]]:
+    """Finished parts, graphs in them, the candidate to continue from and the hashes seen."""
+    for stale in parts_dir.glob("*.tmp"):  # a part being written when the run was killed
+        stale.unlink()
+    parts = sorted(parts_dir.glob("part-*.h5"))
+    done, cursor, seen = 0, 0, set()
+    for p in parts:
+        store = GraphStore(p)
+        stored = {k: store.attrs.get(k) for k in meta}
+        if stored != meta:
+            raise DataError(
+                f"{p} was generated with {stored}, not {meta}; delete {parts_dir} or write to another file"
+            )
+        done += len(store)
+        cursor = int(store.attrs["next_candidate"])
+        seen.update(store.net_args(i)["hash"] for i in range(len(store)))
+    return parts, done, cursor, seen
+
+
+def generate_split(
+    split: str,
+    num: int,
+    out: str | Path,
+    workers: int = 0,
+    seed: int = 0,
+    s_max: int = DEFAULT_S_MAX,
+    part_size: int = 256,
+    max_cells: int | None = None,
+    compression: str | None = "lzf",
+    progress: bool = True,
+) -> Path:
+    """Generates (or resumes generating) ``num`` graphs of a DeepNets-1M split into a graph store.
+
+    Args:
+        split: a split of :data:`hyperzoo.nets.deepnets1m.SPLITS`.
+        num: number of graphs (``predefined`` has 2).
+        out: the store to write; ``<out>.parts/`` holds progress until the end.
+        workers: worker processes (0: in this process).
+        seed: base seed of the split's candidate stream.
+        s_max: longest virtual edge kept.
+        part_size: graphs per committed part (at most this many are redone after a kill).
+        max_cells: cap on cells per network (small, fast nets for tests and demos; changes the split).
+        compression: of the final store (``"lzf"`` or ``None``).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ConfigError: bad arguments. DataError: existing parts from a different configuration.
+    """
+    from hyperzoo.nets.deepnets1m import get_split
+
+    get_split(split)  # validates the name
+    if split == "predefined":
+        num = min(num, 2)
+    if num < 1 or part_size < 1:
+        raise ConfigError(f"num and part_size must be positive, got {num} and {part_size}")
+    out = Path(out)
+    parts_dir = out.with_name(out.name + ".parts")
+    meta = {"split": split, "seed": seed, "s_max": s_max, "max_cells": -1 if max_cells is None else max_cells}
+    if out.exists() and not parts_dir.exists():
+        store = GraphStore(out)
+        if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
+            return out  # already complete
+        raise DataError(
+            f"{out} exists (different settings or fewer graphs); delete it or choose another --out"
+        )
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    parts, done, cursor, seen = _read_parts(parts_dir, meta)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num, initial=done, desc=f"{split} graphs", unit="graph", dynamic_ncols=True)
+    t0, made = time.perf_counter(), 0
+    buffer: list[tuple[int, dict[str, Any], ArchGraph]] = []
+    blocks = _blocks(split, seed, cursor, s_max, max_cells, workers) if done < num else iter(())
+    try:
+        for block in blocks:
+            for j, args, graph in block:
+                if args["hash"] in seen:
+                    continue
+                seen.add(args["hash"])
+                buffer.append((j, args, graph))
+                made += 1
+                if bar is not None:
+                    bar.update(1)
+                if len(buffer) == part_size or done + len(buffer) == num:
+                    parts.append(_write_part(parts_dir, len(parts), buffer, done, meta, split))
+                    done += len(buffer)
+                    buffer = []
+                if done == num:
+                    break
+            if done == num:
+                break
+    finally:
+        if hasattr(blocks, "close"):
+            blocks.close()  # stops the worker pool
+        if bar is not None:
+            bar.close()
+    rate = made / max(time.perf_counter() - t0, 1e-9)
+    _merge(
+        parts, out, meta, compression, extra={"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num}
+    )
+    shutil.rmtree(parts_dir)
+    return out
+
+
+def _write_part(
+    parts_dir: Path,
+    k: int,
+    buffer: list[tuple[int, dict[str, Any], ArchGraph]],
+    first: int,
+    meta: dict[str, Any],
+    split: str,
+) -> Path:
+    path = parts_dir / f"part-{k:06d}.h5"
+    attrs = {**meta, "next_candidate": buffer[-1][0] + 1, "first_graph": first}
+    with GraphStoreWriter(path, compression=None, attrs=attrs) as w:
+        for i, (j, args, graph) in enumerate(buffer):
+            graph.name = f"deepnets1m/{split}/{first + i}"
+            w.append(graph, {**args, "candidate": j})
+    return path
+
+
+def _merge(
+    parts: list[Path], out: Path, meta: dict[str, Any], compression: str | None, extra: dict[str, Any]
+) -> None:
+    """Concatenates the parts into ``out`` (atomically, through ``<out>.tmp``)."""
+    attrs = {**meta, **extra, "generator": "hyperzoo.graphs.generate", "num_parts": len(parts)}
+    with GraphStoreWriter(out, compression=compression, attrs=attrs) as w:
+        for p in parts:
+            store = GraphStore(p)
+            for i in range(len(store)):
+                g = store[i]
+                w.append(g, g.net_args)
+
+
+def add_generate_action(actions: Any) -> None:
+    """Adds ``hyperzoo graphs generate`` to the ``graphs`` action parser."""
+    from hyperzoo.nets.deepnets1m import SPLITS
+
+    p = actions.add_parser(
+        "generate",
+        help="generate a DeepNets-1M split into a graph store (multi-process, resumable)",
+        description="Kill it any time and run the same command again: it continues where it stopped.",
+    )
+    p.add_argument("--split", required=True, choices=list(SPLITS), help="which split")
+    p.add_argument("--num", type=int, required=True, help="number of graphs (predefined: at most 2)")
+    p.add_argument("--out", required=True, help="output .h5 store")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in-process)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="base seed of the split's candidate stream (default 0)"
+    )
+    p.add_argument("--s-max", type=int, default=DEFAULT_S_MAX, help="longest virtual edge kept (default 50)")
+    p.add_argument("--part-size", type=int, default=256, help="graphs per committed part (default 256)")
+    p.add_argument("--max-cells", type=int, default=None, help="cap cells per net (small nets for tests)")
+    p.add_argument("--compression", choices=["lzf", "none"], default="lzf", help="final store compression")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: Any) -> int:
+    t0 = time.perf_counter()
+    out = generate_split(
+        args.split,
+        args.num,
+        args.out,
+        workers=args.workers,
+        seed=args.seed,
+        s_max=args.s_max,
+        part_size=args.part_size,
+        max_cells=args.max_cells,
+        compression=None if args.compression == "none" else args.compression,
+        progress=not args.no_progress,
+    )
+    store = GraphStore(out)
+    nodes = store.num_nodes()
+    print(
+        f"wrote {out}: {len(store)} {args.split} graphs, {int(nodes.min())}-{int(nodes.max())} nodes "
+        f"(mean {nodes.mean():.1f}), {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
