@@ -79,7 +79,8 @@ def draw_graph(graph: ArchGraph, path: str | Path | None = None, labels: bool = 
         )
     if labels:
         for i, name in enumerate(graph.op_names):
-            ax.annotate(name, pos[i].tolist(), fontsize=5, xytext=(3, 3), textcoords="offset points")
+            xy = (float(pos[i, 0]), float(pos[i, 1]))
+            ax.annotate(name, xy, fontsize=5, xytext=(3, 3), textcoords="offset points")
     ax.set_title(f"{graph.name}: {int(graph.num_nodes)} nodes, {int(src.numel())} real edges")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     ax.set_xlabel("topological depth")

@@ -296,18 +296,16 @@ def graph_from_module(
                 param_map[id(p)] = (f"{mod_name}.{leaf}" if mod_name else leaf, module, leaf)
     module_of = {full: (_module_name(full), type(m).__name__) for full, m, _ in param_map.values()}
 
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
     if inputs is None:
         x, chw = _make_inputs(model, input_size)
-        args, kwargs, size_info = (x,), {}, list(chw)
+        args, size_info = (x,), list(chw)
     else:
-        args, kwargs = (
-            ((), dict(inputs))
-            if isinstance(inputs, Mapping)
-            else (
-                (inputs,) if isinstance(inputs, Tensor) else tuple(inputs),
-                {},
-            )
-        )
+        if isinstance(inputs, Mapping):
+            kwargs = dict(inputs)
+        else:
+            args = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
         first = next((t for t in (*args, *kwargs.values()) if isinstance(t, Tensor)), None)
         size_info = list(first.shape[1:]) if first is not None else []
 
@@ -354,13 +352,15 @@ def graph_from_module(
     rank[np.asarray(order)] = np.arange(len(nodes))
     adj = np.zeros((len(nodes), len(nodes)), dtype=bool)
     if edges:
-        e = np.asarray(edges, dtype=np.int64)
-        adj[rank[e[:, 0]], rank[e[:, 1]]] = True
+        pairs = np.asarray(edges, dtype=np.int64)
+        adj[rank[pairs[:, 0]], rank[pairs[:, 1]]] = True
     nodes, adj = _filter([nodes[i] for i in order], adj)
 
-    ops, names, shapes = [], [], []
+    ops: list[str] = []
+    names: list[str] = []
+    shapes: list[tuple[int, ...] | None] = []
     for node in nodes:
-        if node.is_param:
+        if node.is_param and node.op is not None and node.param is not None:
             ops.append(node.op)
             names.append(node.name)
             shapes.append(tuple(node.param.shape))
