@@ -313,7 +313,7 @@ def _attr(v: Any) -> Any:
 
 
 def write_graphs(path: str | Path, graphs: Sequence[ArchGraph], **kwargs: Any) -> Path:
-    """Writes ``graphs`` (with their ``net_args`` attributes) to a new store, see :class:`GraphStoreWriter`."""
+    """Writes ``graphs`` (and their ``net_args`` attributes) to a new store via :class:`GraphStoreWriter`."""
     with GraphStoreWriter(path, **kwargs) as w:
         for g in graphs:
             w.append(g)
