@@ -9,6 +9,20 @@ vocabulary with :func:`~hyperzoo.graphs.vocabulary.canonical_op_name`, and param
 way the reference loader does (``cells.<i>.`` prefix, the ``op`` level older versions omit).
 
 The HDF5 file is opened lazily, once per DataLoader worker, and the reader pickles without it.
+
+What the files hold, checked against networks rebuilt from their ``net_args`` (tests/graphs/test_store.py):
+
+* ``adj`` is exact: for every CNN of the sample files, the rebuilt network's graph
+  (:func:`~hyperzoo.graphs.graph_from_module`, s_max 50) has the same edges and distances.
+* ``nodes`` rows are **not** in ``adj`` order: the reference generator writes them cell by cell (its
+  ``node_info`` lists), while ``adj`` follows the graph's topological order, so whenever a node of cell
+  ``k+1`` precedes one of cell ``k`` (almost every net) the stored labels are permuted relative to the edges.
+  The rebuilt labels, grouped by cell, equal the stored rows exactly. The reference loaders (and GHN training
+  on these files) read them as if aligned. ghn3's "stem_type 1 wiring" repair inspects fixed rows of ``adj``
+  by those labels; on these files the wiring is already right and that repair would change correct edges.
+  Use ``rebuild=True`` for graphs with aligned labels.
+* ViT nets: the reference run under torch 2.14 stored no ``msa`` nodes (its autograd pattern for attention no
+  longer matches), so their node lists differ from a rebuilt graph.
 """
 
 from __future__ import annotations
@@ -93,6 +107,8 @@ class DeepNets1MReader(torch.utils.data.Dataset):
             ``net_args["C"]`` if present, else ``C``.
         C: default width for shapes and :meth:`build_network` when ``net_args`` has none (the train split).
         meta_path: the meta JSON, if not beside ``path``.
+        rebuild: return the graph of the network rebuilt from ``net_args`` (labels aligned with edges;
+            slower: one forward pass per item) instead of the stored one.
 
     Each item is an ``ArchGraph`` named ``deepnets1m/<split>/<index>`` with ``net_args`` (a dict with the
     genotype in dict form, as stored) and ``net_idx`` attached.
@@ -106,8 +122,10 @@ class DeepNets1MReader(torch.utils.data.Dataset):
         shapes: bool = True,
         C: int = 32,
         meta_path: str | Path | None = None,
+        rebuild: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.rebuild = rebuild
         self.meta_path = Path(meta_path) if meta_path else self.path.with_name(self.path.stem + "_meta.json")
         self.s_max, self.shapes, self.C = s_max, shapes, C
         for p in (self.path, self.meta_path):
@@ -180,6 +198,15 @@ class DeepNets1MReader(torch.utils.data.Dataset):
             raise IndexError(
                 f"index {index} out of range for {len(self)} nets of {self.path.name}:{self.split}"
             )
+        if self.rebuild:
+            from hyperzoo.graphs.from_module import graph_from_module
+
+            net = self.build_network(index, light=True)
+            graph = graph_from_module(
+                net, input_size=32, s_max=self.s_max, name=f"deepnets1m/{self.split}/{index}"
+            )
+            graph.net_args, graph.net_idx = self.net_args(index), index
+            return graph
         try:
             group = self._file()[self.split][str(index)]
             adj = group["adj"][()]

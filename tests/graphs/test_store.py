@@ -189,3 +189,12 @@ def test_generation_survives_sigkill(tmp_path: Path) -> None:
     assert all(_same(a[i], b[i]) for i in range(6))
     # a finished store is not regenerated
     assert generate_split("val", 6, out, part_size=2, max_cells=4, progress=False) == out
+
+
+def test_published_reader_rebuild_aligns_labels_with_edges() -> None:
+    reader = _reader("train")
+    stored, rebuilt = reader[1], DeepNets1MReader(reader.path, rebuild=True)[1]
+    assert torch.equal(stored.edge_index, rebuilt.edge_index)
+    assert sorted(stored.param_names) == sorted(rebuilt.param_names)
+    assert list(stored.param_names) != list(rebuilt.param_names)  # the stored rows are cell-grouped
+    assert rebuilt.net_args == stored.net_args
