@@ -1,3 +1,60 @@
-"""hyperzoo: hypernetworks and parameter prediction."""
+"""hyperzoo: hypernetworks and parameter prediction.
+
+The public API, re-exported from the subpackages. Heavy pieces (Lightning modules, data modules, graphs) are
+imported on first use, so ``import hyperzoo`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hyperzoo.errors import ConfigError as ConfigError
+from hyperzoo.errors import DataError as DataError
+from hyperzoo.errors import HyperzooError as HyperzooError
+from hyperzoo.errors import UnknownNameError as UnknownNameError
+from hyperzoo.nets import create_model as create_model
+from hyperzoo.nets import is_model as is_model
+from hyperzoo.nets import list_models as list_models
+from hyperzoo.nets import register_model as register_model
 
 __version__ = "0.1.0"
+
+# name -> submodule that defines it (imported lazily by __getattr__)
+_LAZY = {
+    "ArchGraph": "hyperzoo.graphs",
+    "graph_from_module": "hyperzoo.graphs",
+    "GraphStore": "hyperzoo.graphs.store",
+    "ImageClassifier": "hyperzoo.lightning",
+    "ImageDataModule": "hyperzoo.data",
+    "CIFAR10DataModule": "hyperzoo.data",
+    "CIFAR100DataModule": "hyperzoo.data",
+    "ImageFolderDataModule": "hyperzoo.data",
+    "ImageNetDataModule": "hyperzoo.data",
+    "BatchAugment": "hyperzoo.data",
+    "embedded_sample_root": "hyperzoo.data",
+    "adapt_to_cifar": "hyperzoo.nets",
+}
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "HyperzooError",
+    "UnknownNameError",
+    "__version__",
+    "create_model",
+    "is_model",
+    "list_models",
+    "register_model",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hyperzoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,8 +13,9 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-import hyperzoo.data  # noqa: F401  (data modules resolvable by short class name)
+import hyperzoo.data
 import hyperzoo.lightning.classifier  # noqa: F401  (LightningModules resolvable by short class name)
+from hyperzoo.errors import ConfigError, HyperzooError
 
 __all__ = ["HyperzooCLI", "run_lightning_cli"]
 
@@ -51,18 +52,70 @@ class HyperzooCLI(LightningCLI):
         return {k: v for k, v in LightningCLI.subcommands().items() if k in SUBCOMMANDS}
 
 
+_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Expected a <class 'NoneType'>",
+    "Given value type:",
+    "Given value:",
+)
+
+
+def condense_argument_error(message: str) -> str:
+    """Turns a multi-line jsonargparse error into one line that keeps what matters (which key, what is wrong)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "invalid command line or configuration"
+    parts = [lines[0].rstrip(":")]
+    for line in lines[1:]:
+        if not any(n in line for n in _NOISE):
+            parts.append(line.lstrip("- ").rstrip(":"))
+    return ": ".join(parts).replace("unrecognized arguments: fit ", "unrecognized arguments: ")
+
+
+def _user_error(exc: BaseException) -> HyperzooError | None:
+    """The HyperzooError that caused ``exc`` (jsonargparse and Lightning wrap exceptions), if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, HyperzooError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def run_lightning_cli(args: list[str]) -> Any:
-    """Runs ``hyperzoo <fit|validate|test> ...`` with ``args`` (everything after ``hyperzoo``)."""
+    """Runs ``hyperzoo <fit|validate|test> ...`` with ``args`` (everything after ``hyperzoo``).
+
+    Raises:
+        ConfigError: an unknown or invalid option or config key (one line, with the key).
+        HyperzooError: whatever hyperzoo code raised while building the model or data, unwrapped.
+    """
     import sys
 
-    return HyperzooCLI(
-        pl.LightningModule,
-        pl.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-        parser_kwargs={"description": "hyperzoo training (LightningCLI)."},
-        # None makes LightningCLI read sys.argv itself (and not warn that both were given)
-        args=None if args == sys.argv[1:] else args,
-    )
+    from jsonargparse import ArgumentError
+
+    subcommand = args[0] if args else "fit"
+    try:
+        return HyperzooCLI(
+            pl.LightningModule,
+            pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            parser_kwargs={"description": "hyperzoo training (LightningCLI).", "exit_on_error": False},
+            # None makes LightningCLI read sys.argv itself (and not warn that both were given)
+            args=None if args == sys.argv[1:] else args,
+        )
+    except ArgumentError as e:
+        raise ConfigError(
+            f"{condense_argument_error(str(e))} (run `hyperzoo {subcommand} --help` for the accepted options)"
+        ) from None
+    except Exception as e:
+        user = _user_error(e)
+        if user is None:
+            raise
+        raise user from None
