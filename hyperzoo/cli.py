@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return int(args.func(args) or 0)
     except HyperzooError as e:
-        print(f"hyperzoo: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line, whatever the message's origin
+        print(f"hyperzoo: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hyperzoo models | head`
         sys.stderr.close()

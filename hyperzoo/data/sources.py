@@ -191,8 +191,9 @@ def extract_archive(archive: Path, cache_dir: Path) -> Path:
                 with tarfile.open(archive) as tar:
                     tar.extractall(tmp, filter="data")
             except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+                reason = str(err).splitlines()[0].rstrip(":") if str(err) else type(err).__name__
                 raise DataError(
-                    f"{archive} is not a readable tar archive ({err}); pass a .tar.gz of an ImageFolder tree "
+                    f"{archive} is not a readable tar archive ({reason}); pass a .tar.gz of an ImageFolder tree "
                     f"laid out as {expected}"
                 ) from None
             if _find_tree(tmp) is None:

@@ -96,6 +96,7 @@ def run_lightning_cli(args: list[str]) -> Any:
     import sys
 
     from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     subcommand = args[0] if args else "fit"
     try:
@@ -114,6 +115,8 @@ def run_lightning_cli(args: list[str]) -> Any:
         raise ConfigError(
             f"{condense_argument_error(str(e))} (run `hyperzoo {subcommand} --help` for the accepted options)"
         ) from None
+    except MisconfigurationException as e:  # Lightning's own "this combination of settings is invalid"
+        raise ConfigError(f"{e} (check the trainer settings of your config)") from None
     except Exception as e:
         user = _user_error(e)
         if user is None:

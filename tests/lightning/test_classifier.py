@@ -1,0 +1,108 @@
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from hyperzoo.data import CIFAR10DataModule
+from hyperzoo.errors import HyperzooError
+from hyperzoo.lightning import ImageClassifier, lr_factor
+
+
+def quiet_trainer(tmp_path, **kw) -> pl.Trainer:
+    defaults = dict(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+    )  # fmt: skip
+    return pl.Trainer(**{**defaults, **kw})
+
+
+def sample_data(**kw) -> CIFAR10DataModule:
+    return CIFAR10DataModule(root="sample", batch_size=16, eval_batch_size=64, **kw)
+
+
+def test_lr_factor_schedules():
+    assert lr_factor(0, 100, "cosine") == 1.0
+    assert math.isclose(lr_factor(50, 100, "cosine"), 0.5)
+    assert lr_factor(100, 100, "cosine") == pytest.approx(0.0)
+    assert lr_factor(0, 100, "cosine", warmup_steps=10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, "cosine", warmup_steps=10) == pytest.approx(1.0)
+    assert [lr_factor(s, 100, "step", milestones=[30, 60]) for s in (29, 30, 60)] == pytest.approx([1, 0.1, 0.01])
+    with pytest.raises(HyperzooError, match="unknown lr schedule"):
+        lr_factor(0, 1, "linear")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_fast_dev_run(tmp_path, optimizer):
+    module = ImageClassifier("resnet8", optimizer=optimizer, decay_norm_and_bias=optimizer == "sgd")
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(module, datamodule=sample_data())
+    assert trainer.state.finished
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc5"} <= set(trainer.callback_metrics)
+
+
+def test_training_reduces_the_loss(tmp_path):
+    torch.manual_seed(0)
+    module = ImageClassifier("resnet8", lr=0.05, schedule="constant")
+    trainer = quiet_trainer(tmp_path, max_epochs=3, limit_train_batches=12, limit_val_batches=0)
+    dm = sample_data(augment=False, limit=160)
+    before = quiet_trainer(tmp_path).validate(module, datamodule=dm, verbose=False)[0]["val/loss"]
+    trainer.fit(module, datamodule=dm)
+    after = quiet_trainer(tmp_path).validate(module, datamodule=dm, verbose=False)[0]["val/loss"]
+    assert after < before
+
+
+def test_schedule_reaches_zero_and_warmup(tmp_path):
+    module = ImageClassifier("resnet8", lr=0.1, schedule="cosine", warmup_epochs=1)
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=4, limit_val_batches=0)
+    lrs = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer.callbacks.append(Record())
+    trainer.fit(module, datamodule=sample_data(limit=64))
+    assert lrs[0] == pytest.approx(0.1 / 4) and max(lrs) == pytest.approx(0.1)
+    assert lrs[-1] < lrs[4]
+
+
+def test_nan_steps_are_skipped_then_abort(tmp_path):
+    module = ImageClassifier("resnet8", max_bad_steps=3)
+    original = module.forward
+    module.forward = lambda x: original(x) * float("nan")  # every loss is NaN
+    w0 = module.net.fc.weight.detach().clone()
+    trainer = quiet_trainer(tmp_path, max_steps=10, limit_val_batches=0)
+    with pytest.raises(HyperzooError, match="not finite for 3 consecutive steps"):
+        trainer.fit(module, datamodule=sample_data())
+    assert torch.equal(module.net.fc.weight, w0)  # skipped steps never touched the weights
+
+
+class Crash(Callback):
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.at:
+            raise RuntimeError("simulated kill")
+
+
+def test_resume_from_last_checkpoint_after_a_crash(tmp_path):
+    ckpt_dir = tmp_path / "ckpt"
+
+    def run(extra, ckpt_path=None):
+        module = ImageClassifier("resnet8")
+        cb = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, every_n_train_steps=2, save_top_k=0)
+        trainer = quiet_trainer(
+            tmp_path, max_steps=6, limit_val_batches=0, enable_checkpointing=True, callbacks=[cb, *extra]
+        )
+        trainer.fit(module, datamodule=sample_data(limit=128), ckpt_path=ckpt_path)
+        return trainer
+
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run([Crash(at=5)])
+    state = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 4
+    trainer = run([], ckpt_path="last")
+    assert trainer.global_step == 6
