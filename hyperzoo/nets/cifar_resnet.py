@@ -20,7 +20,19 @@ from torch import Tensor, nn
 
 from hyperzoo.nets.factory import register_model
 
-__all__ = ["BasicBlock", "CifarResNet", "PadShortcut"]
+__all__ = ["BasicBlock", "CifarResNet", "PadShortcut", "he_init_"]
+
+
+def he_init_(module: nn.Module) -> None:
+    """He (fan-out) init for every conv, unit scale and zero shift for every BatchNorm, zero linear biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 Shortcut = Literal["A", "B"]
 
@@ -126,14 +138,8 @@ class CifarResNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """He (fan-out) init for convs, as in the paper; unit BN scale, zero BN shift."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
         nn.init.kaiming_uniform_(self.fc.weight, a=5**0.5)
-        nn.init.zeros_(self.fc.bias)
 
     def features(self, x: Tensor) -> Tensor:
         """Pooled penultimate features ``(B, 64 * width)``."""

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hyperzoo.nets.cifar_resnet import he_init_
 from hyperzoo.nets.factory import register_model
 
 __all__ = ["WideBasicBlock", "WideResNet"]
@@ -83,13 +84,7 @@ class WideResNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        nn.init.zeros_(self.fc.bias)
+        he_init_(self)
 
     def features(self, x: Tensor) -> Tensor:
         """Pooled penultimate features ``(B, 64 * widen)``."""
