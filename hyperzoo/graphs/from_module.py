@@ -340,8 +340,33 @@ def graph_from_module(
                 if k in buffers:
                     b.copy_(buffers[k])
 
+    missing = [full for full, p in named if id(p) not in covered]
+    unmapped_modules = sorted({f"{module_of[m][0] or '<root>'} ({module_of[m][1]})" for m in missing})
+    if strict and missing:
+        raise UnmappedModuleError(
+            f"{name}: {len(missing)} parameter tensor(s) have no graph op: {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''} in module(s) {', '.join(unmapped_modules)}; map them "
+            "with param_ops={'name or pattern': op} or pass strict=False to list them in graph.unmapped"
+        )
+    return build_arch_graph(
+        nodes,
+        s_max=s_max,
+        name=name,
+        num_params=sum(p.numel() for _, p in named),
+        input_size=size_info,
+        unmapped=missing,
+        unmapped_modules=unmapped_modules,
+    )
+
+
+def build_arch_graph(nodes: list[_Node], s_max: int, name: str, **extra: Any) -> ArchGraph:
+    """The steps after a trace, shared by every source of graphs (modules, ONNX files).
+
+    Rewires weight sources onto the data path, adds the input node (it feeds every source: the first layer, and
+    parameters such as class tokens or tables), orders the nodes as the reference does, filters them with the
+    reference's rules and builds the :class:`ArchGraph`; ``extra`` goes to :meth:`ArchGraph.from_dag`.
+    """
     _rewire_weight_sources(nodes)
-    # the input node feeds every source: the first layer, and parameters such as class tokens or tables
     has_pred = np.zeros(len(nodes), dtype=bool)
     for node in nodes:
         has_pred[list(node.succ)] = True
@@ -375,29 +400,11 @@ def graph_from_module(
             # pooling nodes are named by their op, as in the reference (DeepNets-1M matches them to modules)
             names.append(op if pool else "")
             shapes.append(_pool_shape(node.fn) if pool else None)
-
-    missing = [full for full, p in named if id(p) not in covered]
-    unmapped_modules = sorted({f"{module_of[m][0] or '<root>'} ({module_of[m][1]})" for m in missing})
-    if strict and missing:
-        raise UnmappedModuleError(
-            f"{name}: {len(missing)} parameter tensor(s) have no graph op: {', '.join(missing[:10])}"
-            f"{' ...' if len(missing) > 10 else ''} in module(s) {', '.join(unmapped_modules)}; map them "
-            "with param_ops={'name or pattern': op} or pass strict=False to list them in graph.unmapped"
-        )
     src, dst = np.nonzero(adj)
     return ArchGraph.from_dag(
-        ops,
-        names,
-        shapes,
-        torch.from_numpy(np.stack([src, dst]).astype(np.int64)),
-        s_max=s_max,
-        name=name,
-        sort=False,
-        num_params=sum(p.numel() for _, p in named),
-        input_size=size_info,
-        unmapped=missing,
-        unmapped_modules=unmapped_modules,
-    )
+        ops, names, shapes, torch.from_numpy(np.stack([src, dst]).astype(np.int64)),
+        s_max=s_max, name=name, sort=False, **extra,
+    )  # fmt: skip
 
 
 def _module_name(param_name: str) -> str:

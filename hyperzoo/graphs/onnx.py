@@ -45,9 +45,8 @@ import torch
 
 from hyperzoo.errors import ConfigError, DataError, HyperzooError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
-from hyperzoo.graphs.from_module import _filter, _Node, _pool_shape, _rewire_weight_sources, _trace
-from hyperzoo.graphs.param_ops import _NAMED_PARAMS, FUNCTION_OPS, function_prefix
-from hyperzoo.graphs.topology import topological_order
+from hyperzoo.graphs.from_module import _trace, build_arch_graph
+from hyperzoo.graphs.param_ops import _NAMED_PARAMS
 
 if TYPE_CHECKING:
     import onnx
@@ -595,7 +594,7 @@ def graph_from_onnx(
     param_map = {id(p): (n, None, "bias" if n.endswith("bias") else "weight") for n, p in params.items()}
     overrides = {n: op for n, op in param_op_of.items() if op is not None}
     trace_nodes, _ = _trace(None, roots, param_map, overrides)  # type: ignore[arg-type]
-    return _build(
+    return build_arch_graph(
         trace_nodes,
         s_max=s_max,
         name=name,
@@ -752,53 +751,6 @@ def _input_size(graph: Any, data_inputs: Iterable[str]) -> list[int]:
             t = inp.type.tensor_type
             return [d.dim_value for d in t.shape.dim][1:]
     return []
-
-
-def _build(nodes: list[_Node], s_max: int, name: str, **extra: Any) -> ArchGraph:
-    """The module path's steps after the trace: rewiring, input node, reference order, filter, ArchGraph."""
-    _rewire_weight_sources(nodes)
-    has_pred = np.zeros(len(nodes), dtype=bool)
-    for node in nodes:
-        has_pred[list(node.succ)] = True
-    nodes.append(_Node("input", op="input", succ={i for i in range(len(nodes)) if not has_pred[i]}))
-    edges = [(i, j) for i, node in enumerate(nodes) for j in node.succ if i != j]
-    order = topological_order(len(nodes), edges)
-    rank = np.empty(len(nodes), dtype=np.int64)
-    rank[np.asarray(order)] = np.arange(len(nodes))
-    adj = np.zeros((len(nodes), len(nodes)), dtype=bool)
-    if edges:
-        pairs = np.asarray(edges, dtype=np.int64)
-        adj[rank[pairs[:, 0]], rank[pairs[:, 1]]] = True
-    nodes, adj = _filter([nodes[i] for i in order], adj)
-    ops: list[str] = []
-    names: list[str] = []
-    shapes: list[tuple[int, ...] | None] = []
-    for node in nodes:
-        if node.is_param and node.op is not None and node.param is not None:
-            ops.append(node.op)
-            names.append(node.name)
-            shapes.append(tuple(node.param.shape))
-        elif node.name == "input":
-            ops.append("input")
-            names.append("")
-            shapes.append(None)
-        else:
-            op = FUNCTION_OPS[function_prefix(node.name)]
-            pool = op in ("max_pool", "avg_pool")
-            ops.append(op)
-            names.append(op if pool else "")
-            shapes.append(_pool_shape(node.fn) if pool else None)
-    src, dst = np.nonzero(adj)
-    return ArchGraph.from_dag(
-        ops,
-        names,
-        shapes,
-        torch.from_numpy(np.stack([src, dst]).astype(np.int64)),
-        s_max=s_max,
-        name=name,
-        sort=False,
-        **extra,
-    )
 
 
 def onnx_parameter_names(model: onnx.ModelProto | str | Path, data_inputs: Sequence[str] | None = None) -> list[str]:
