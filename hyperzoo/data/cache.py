@@ -45,7 +45,8 @@ def decode_image(path: str | os.PathLike, image_size: int | None = None) -> np.n
         image_size: target side; the shorter side is resized to it (bilinear, antialiased) and the center
             ``image_size x image_size`` square is kept. None keeps the image as it is.
     """
-    with Image.open(path) as img:
+    with Image.open(path) as src:
+        img: Image.Image = src
         if image_size is not None:
             # JPEG draft mode decodes at a reduced DCT scale that still covers the target: much faster for
             # large photos, and the antialiased resize below does the rest.
@@ -56,7 +57,7 @@ def decode_image(path: str | os.PathLike, image_size: int | None = None) -> np.n
             scale = image_size / min(w, h)
             new_w, new_h = max(image_size, round(w * scale)), max(image_size, round(h * scale))
             if (new_w, new_h) != (w, h):
-                img = img.resize((new_w, new_h), Image.BILINEAR)
+                img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
             left, top = (new_w - image_size) // 2, (new_h - image_size) // 2
             img = img.crop((left, top, left + image_size, top + image_size))
         return np.asarray(img, dtype=np.uint8)

@@ -303,8 +303,8 @@ def resolve_image_source(
         stat = path.stat()
         identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
         return ImageSource("folder", tree, f"archive {path}", identity, _splits(tree))
-    tree = _find_tree(path)
-    if tree is None:
+    found = _find_tree(path)
+    if found is None:
         if is_cifar:
             raise DataError(
                 f"{CIFAR_NAMES[dataset]} not found under {path} (no {CIFAR_FOLDERS[dataset]} and no "
@@ -313,4 +313,4 @@ def resolve_image_source(
         raise DataError(
             f"{path} is not an ImageFolder tree: expected train/<class>/<image> and test/ or val/ inside it"
         )
-    return ImageSource("folder", tree, f"folder {path}", _folder_identity(tree), _splits(tree))
+    return ImageSource("folder", found, f"folder {path}", _folder_identity(found), _splits(found))

@@ -122,7 +122,8 @@ def _read_parts(parts_dir: Path, meta: dict[str, Any]) -> tuple[list[Path], int,
     for stale in parts_dir.glob("*.tmp"):  # a part being written when the run was killed
         stale.unlink()
     parts = sorted(parts_dir.glob("part-*.h5"))
-    done, cursor, seen = 0, 0, set()
+    done, cursor = 0, 0
+    seen: set[str] = set()
     for p in parts:
         store = GraphStore(p)
         stored = {k: store.attrs.get(k) for k in meta}

@@ -106,15 +106,20 @@ class ImageClassifier(pl.LightningModule):
         self.bad_steps = 0
         self.skipped_steps = 0
 
+    @property
+    def hp(self) -> Any:
+        """The saved hyperparameters (an attribute dict of the constructor arguments)."""
+        return self.hparams
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.hparams.channels_last and x.ndim == 4:
+        if self.hp.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)  # a no-op for batches from BatchAugment
         return self.net(x)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing if stage == "train" else 0.0)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hp.label_smoothing if stage == "train" else 0.0)
         sync = stage != "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(y), sync_dist=sync)
         self.log(f"{stage}/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, batch_size=len(y),
@@ -131,7 +136,7 @@ class ImageClassifier(pl.LightningModule):
             self.bad_steps += 1
             self.skipped_steps += 1
             self.log("train/skipped_steps", float(self.skipped_steps))
-            if self.bad_steps >= self.hparams.max_bad_steps:
+            if self.bad_steps >= self.hp.max_bad_steps:
                 raise HyperzooError(
                     f"the loss was not finite for {self.bad_steps} consecutive steps (last at epoch "
                     f"{self.current_epoch}, step {self.global_step}); lower the learning rate or add warm-up"
@@ -148,17 +153,18 @@ class ImageClassifier(pl.LightningModule):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Parameters split into decayed and (optionally) non-decayed groups."""
-        hp = self.hparams
+        hp: Any = self.hparams
         if hp.decay_norm_and_bias:
             return [{"params": [p for p in self.parameters() if p.requires_grad]}]
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for p in self.parameters():
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 else decay).append(p)
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
+        hp: Any = self.hparams
         groups = self.parameter_groups()
         if hp.optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(

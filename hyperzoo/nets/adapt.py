@@ -77,7 +77,7 @@ def _adapt_vit(net: tvm.VisionTransformer, patch_size: int = 4, image_size: int 
         # resizing the kernel by area interpolation and rescaling keeps the response to a constant patch
         w = F.interpolate(conv.weight, size=(patch_size, patch_size), mode="area")
         new.weight.copy_(w * (old_p / patch_size) ** 2)
-        if conv.bias is not None:
+        if conv.bias is not None and new.bias is not None:
             new.bias.copy_(conv.bias)
         pos = net.encoder.pos_embedding  # (1, 1 + grid_old^2, D)
         cls_pos, grid_pos = pos[:, :1], pos[:, 1:]

@@ -59,16 +59,16 @@ def skip_init() -> Iterator[None]:
         try:
             for cls in _INIT_CLASSES:
                 if issubclass(cls, nn.modules.batchnorm._NormBase):
-                    cls.reset_parameters = cls.reset_running_stats  # type: ignore[method-assign]
+                    setattr(cls, "reset_parameters", cls.reset_running_stats)  # noqa: B010
                 else:
-                    cls.reset_parameters = _no_init  # type: ignore[method-assign]
+                    setattr(cls, "reset_parameters", _no_init)  # noqa: B010
             yield
         finally:
             for cls, fn in saved.items():
                 if fn is None:
-                    del cls.reset_parameters
+                    delattr(cls, "reset_parameters")
                 else:
-                    cls.reset_parameters = fn  # type: ignore[method-assign]
+                    setattr(cls, "reset_parameters", fn)  # noqa: B010
 
 
 def _no_init(self: nn.Module) -> None:
@@ -126,6 +126,8 @@ class Cell(nn.Module):
         self._is_vit = is_vit
         self._cell_ind = cell_ind
         self.genotype = genotype
+        self.preprocess0: nn.Module
+        self.preprocess1: nn.Module
         if preproc:
             if reduction_prev and not is_vit:
                 self.preprocess0 = FactorizedReduce(C_prev_prev, C_out, norm=norm)
@@ -168,7 +170,7 @@ class Cell(nn.Module):
             if present is None:
                 return None
             outputs = [present * 0 if o is None else o for o in outputs]
-        return torch.cat(outputs, dim=1)
+        return torch.cat([o for o in outputs if o is not None], dim=1)
 
 
 class Network(nn.Module):
@@ -235,6 +237,7 @@ class Network(nn.Module):
             raise ValueError(f"stem_type must be 0 (simple) or 1 (ImageNet-style), got {stem_type}")
 
         C_prev_prev = C_prev = C_curr = C
+        self.stem0: nn.Module
         if self._is_vit:
             self.stem0 = conv_stride(3, C, 16 if is_imagenet_input else 3)
             self.pos_enc = PosEnc(C, 14 if is_imagenet_input else 11)

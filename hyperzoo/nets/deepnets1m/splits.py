@@ -215,9 +215,9 @@ def iter_split(
         check_params: apply the parameter cap (slower: builds each candidate twice without init).
     """
     if split == "predefined":
-        for j, args in enumerate(predefined_net_args()):
+        for j, predefined in enumerate(predefined_net_args()):
             if j >= start:
-                yield j, args
+                yield j, predefined
         return
     seen = set() if seen is None else seen
     j = start
