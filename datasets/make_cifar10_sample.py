@@ -22,9 +22,7 @@ SPLITS = ("train", "test")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--archive", type=Path, required=True, help="the CIFAR-10 JPEG .tar.gz (ImageFolder layout)"
-    )
+    parser.add_argument("--archive", type=Path, required=True, help="the CIFAR-10 JPEG .tar.gz (ImageFolder layout)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "cifar10-sample")
     parser.add_argument("--per-class", type=int, default=PER_CLASS)
     args = parser.parse_args()

@@ -62,9 +62,7 @@ def cpu_model() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--archive", required=True, help="CIFAR-10 JPEG ImageFolder .tar.gz (or extracted tree)"
-    )
+    parser.add_argument("--archive", required=True, help="CIFAR-10 JPEG ImageFolder .tar.gz (or extracted tree)")
     parser.add_argument("--cache-dir", default=None, help="hyperzoo cache dir (default $HYPERZOO_CACHE)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="workers of the torchvision baseline")

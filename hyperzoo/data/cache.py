@@ -93,9 +93,7 @@ def inspect_h5_cache(path: str | os.PathLike) -> dict:
     path = Path(path)
     fix = "delete it and it will be rebuilt from the source"
     if not path.is_file():
-        raise DataError(
-            f"HDF5 image cache {path} does not exist; build it with build_h5_cache or a DataModule"
-        )
+        raise DataError(f"HDF5 image cache {path} does not exist; build it with build_h5_cache or a DataModule")
     try:
         with h5py.File(path, "r") as f:
             version = f.attrs.get("format_version")
@@ -141,13 +139,8 @@ def _cifar_arrays(source: ImageSource, split: str) -> tuple[np.ndarray, np.ndarr
     )
 
 
-def _decoded_chunks(
-    paths: Sequence[Path], image_size: int | None, workers: int
-) -> Iterator[np.ndarray | tuple]:
-    chunks = [
-        ([str(p) for p in paths[i : i + DECODE_CHUNK]], image_size)
-        for i in range(0, len(paths), DECODE_CHUNK)
-    ]
+def _decoded_chunks(paths: Sequence[Path], image_size: int | None, workers: int) -> Iterator[np.ndarray | tuple]:
+    chunks = [([str(p) for p in paths[i : i + DECODE_CHUNK]], image_size) for i in range(0, len(paths), DECODE_CHUNK)]
     if workers <= 1 or len(chunks) == 1:
         yield from map(_decode_chunk, chunks)
         return
@@ -157,9 +150,7 @@ def _decoded_chunks(
         yield from pool.imap(_decode_chunk, chunks)
 
 
-def _write(
-    tmp: Path, chunks: Iterator[np.ndarray | tuple], n: int, labels: np.ndarray, attrs: dict, desc: str
-) -> None:
+def _write(tmp: Path, chunks: Iterator[np.ndarray | tuple], n: int, labels: np.ndarray, attrs: dict, desc: str) -> None:
     with h5py.File(tmp, "w") as f, tqdm(total=n, desc=desc, unit="img", disable=n < PROGRESS_MIN) as bar:
         images = None
         offset = 0
@@ -175,9 +166,7 @@ def _write(
             if images is None:
                 per_image = int(np.prod(chunk.shape[1:]))
                 rows = max(1, min(n, CHUNK_BYTES // per_image))
-                images = f.create_dataset(
-                    "images", (n, *chunk.shape[1:]), np.uint8, chunks=(rows, *chunk.shape[1:])
-                )
+                images = f.create_dataset("images", (n, *chunk.shape[1:]), np.uint8, chunks=(rows, *chunk.shape[1:]))
             images[offset : offset + len(chunk)] = chunk
             offset += len(chunk)
             bar.update(len(chunk))
@@ -223,9 +212,7 @@ def build_h5_cache(
     desc = f"caching {name} {split}"
     if source.kind in ("cifar10", "cifar100"):
         if image_size not in (None, 32):
-            raise DataError(
-                f"{source.description} holds 32x32 images; image_size={image_size} is not supported"
-            )
+            raise DataError(f"{source.description} holds 32x32 images; image_size={image_size} is not supported")
         data, labels, classes = _cifar_arrays(source, split)
         chunks: Iterator = iter([data[i : i + 10000] for i in range(0, len(data), 10000)])
     else:
@@ -233,9 +220,7 @@ def build_h5_cache(
             raise DataError(f"{source.description} has no {split}/ folder (found {', '.join(source.splits)})")
         paths, label_list, classes = list_image_files(source.root / split)
         if not paths:
-            raise DataError(
-                f"{source.description}: {split}/ holds no images ({', '.join(classes) or 'no classes'})"
-            )
+            raise DataError(f"{source.description}: {split}/ holds no images ({', '.join(classes) or 'no classes'})")
         labels = np.asarray(label_list, dtype=np.int64)
         workers = num_workers if num_workers is not None else min(os.cpu_count() or 1, 8)
         chunks = _decoded_chunks(paths, image_size, workers)

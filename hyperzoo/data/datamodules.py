@@ -104,9 +104,7 @@ class ImageDataModule(LightningDataModule):
         if dataset not in DATASETS:
             raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
         if val_size < 0 or (limit is not None and limit < 1):
-            raise DataError(
-                f"val_size must be >= 0 and limit >= 1 or None, got val_size={val_size}, limit={limit}"
-            )
+            raise DataError(f"val_size must be >= 0 and limit >= 1 or None, got val_size={val_size}, limit={limit}")
         self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved value
         self.root, self.dataset = root, dataset
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -232,9 +230,7 @@ class ImageDataModule(LightningDataModule):
         self.setup()
         if self.val_size:
             assert self.train_set is not None and self.val_indices is not None
-            return self._loader(
-                self.train_set, ShardedBatchSampler(self.val_indices, self.eval_batch_size, False)
-            )
+            return self._loader(self.train_set, ShardedBatchSampler(self.val_indices, self.eval_batch_size, False))
         dataset = self._eval_set(("val", "test"))
         return self._loader(dataset, ShardedBatchSampler(len(dataset), self.eval_batch_size, shuffle=False))
 
@@ -297,9 +293,7 @@ class ImageFolderDataModule(ImageDataModule):
         **kwargs: any other argument of :class:`ImageDataModule`.
     """
 
-    def __init__(
-        self, root: str | None = None, image_size: int | None = None, batch_size: int = 128, **kwargs: Any
-    ):
+    def __init__(self, root: str | None = None, image_size: int | None = None, batch_size: int = 128, **kwargs: Any):
         super().__init__(root=root, dataset="folder", image_size=image_size, batch_size=batch_size, **kwargs)
 
 

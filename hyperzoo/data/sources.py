@@ -120,9 +120,7 @@ def list_image_files(split_dir: Path) -> tuple[list[Path], list[int], list[str]]
     labels: list[int] = []
     for label, name in enumerate(classes):
         files = sorted(
-            e.name
-            for e in os.scandir(split_dir / name)
-            if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
+            e.name for e in os.scandir(split_dir / name) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
         )
         paths.extend(split_dir / name / f for f in files)
         labels.extend([label] * len(files))
@@ -135,9 +133,7 @@ def _find_tree(top: Path, max_depth: int = 2) -> Path | None:
         train = top / "train"
         if train.is_dir() and list_classes(train):
             return top
-        subdirs = (
-            [p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")] if top.is_dir() else []
-        )
+        subdirs = [p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")] if top.is_dir() else []
         if len(subdirs) != 1:
             return None
         top = subdirs[0]
@@ -262,9 +258,7 @@ def resolve_image_source(
     is_cifar = dataset in CIFAR_FOLDERS
     if root is not None and str(root) == "sample":
         tree = embedded_sample_root()
-        return ImageSource(
-            "folder", tree, "the embedded CIFAR-10 sample", _folder_identity(tree), _splits(tree)
-        )
+        return ImageSource("folder", tree, "the embedded CIFAR-10 sample", _folder_identity(tree), _splits(tree))
     if root is None:
         if is_cifar and download:
             root = cache / "torchvision"
@@ -296,8 +290,7 @@ def resolve_image_source(
     if path.is_file():
         if not _is_archive(path):
             raise DataError(
-                f"{path} is a file but not a .tar.gz/.tgz/.tar archive; pass an ImageFolder tree or an "
-                "archive of one"
+                f"{path} is a file but not a .tar.gz/.tgz/.tar archive; pass an ImageFolder tree or an archive of one"
             )
         tree = extract_archive(path, cache)
         stat = path.stat()

@@ -199,11 +199,7 @@ class ArchGraph(Data):
     @property
     def has_param(self) -> Tensor:
         """BoolTensor ``[N]``: whether a node stands for a parameter (a pooling node has a shape only)."""
-        return (
-            (self.shape.abs().sum(dim=1) > 0)
-            & (self.op != OP_ID["max_pool"])
-            & (self.op != OP_ID["avg_pool"])
-        )
+        return (self.shape.abs().sum(dim=1) > 0) & (self.op != OP_ID["max_pool"]) & (self.op != OP_ID["avg_pool"])
 
     def real_edges(self) -> Tensor:
         """Real (distance-1) edges, ``[2, E_real]``."""

@@ -113,9 +113,7 @@ def _add_info(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser("info", help="node/edge counts and op histogram of a model's graph")
     p.add_argument("model", help="registered model name (`hyperzoo models`) or an .onnx file")
     _add_model_args(p)
-    p.add_argument(
-        "--json", action="store_true", help='print {"num_nodes", "nodes", "param_names", "edges"} as JSON'
-    )
+    p.add_argument("--json", action="store_true", help='print {"num_nodes", "nodes", "param_names", "edges"} as JSON')
     p.set_defaults(func=_cmd_info)
 
 

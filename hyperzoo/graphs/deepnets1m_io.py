@@ -195,16 +195,12 @@ class DeepNets1MReader(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> ArchGraph:
         if not 0 <= index < len(self):
-            raise IndexError(
-                f"index {index} out of range for {len(self)} nets of {self.path.name}:{self.split}"
-            )
+            raise IndexError(f"index {index} out of range for {len(self)} nets of {self.path.name}:{self.split}")
         if self.rebuild:
             from hyperzoo.graphs.from_module import graph_from_module
 
             net = self.build_network(index, light=True)
-            graph = graph_from_module(
-                net, input_size=32, s_max=self.s_max, name=f"deepnets1m/{self.split}/{index}"
-            )
+            graph = graph_from_module(net, input_size=32, s_max=self.s_max, name=f"deepnets1m/{self.split}/{index}")
             graph.net_args, graph.net_idx = self.net_args(index), index
             return graph
         try:
@@ -212,18 +208,12 @@ class DeepNets1MReader(torch.utils.data.Dataset):
             adj = group["adj"][()]
             nodes = group["nodes"][()].astype(np.int64)
         except KeyError as e:
-            raise DataError(
-                f"{self.path}: missing {self.split}/{index} ({e}); the file may be truncated"
-            ) from e
+            raise DataError(f"{self.path}: missing {self.split}/{index} ({e}); the file may be truncated") from e
         n = adj.shape[0]
         if nodes.shape != (n, 3):
-            raise DataError(
-                f"{self.path}: {self.split}/{index} has {nodes.shape[0]} nodes for a {n}x{n} matrix"
-            )
+            raise DataError(f"{self.path}: {self.split}/{index} has {nodes.shape[0]} nodes for a {n}x{n} matrix")
         op = torch.from_numpy(self._op_ids[nodes[:, 0]])
-        names = [
-            _param_name(self._raw_names[int(k)], int(c), self._op_names[int(p)]) for p, c, k in nodes.tolist()
-        ]
+        names = [_param_name(self._raw_names[int(k)], int(c), self._op_names[int(p)]) for p, c, k in nodes.tolist()]
         dist = torch.from_numpy(adj.astype(np.int64))
         dist[dist > self.s_max] = 0
         idx = dist.nonzero()  # row-major: edges sorted by (src, dst)

@@ -44,9 +44,7 @@ class _Node:
     succ: set[int] = field(default_factory=set)
 
 
-def _make_inputs(
-    model: nn.Module, input_size: int | tuple[int, ...] | None
-) -> tuple[Tensor, tuple[int, ...]]:
+def _make_inputs(model: nn.Module, input_size: int | tuple[int, ...] | None) -> tuple[Tensor, tuple[int, ...]]:
     size = input_size if input_size is not None else getattr(model, "expected_input_size", None)
     if size is None:
         size = getattr(model, "expected_input_sz", 224)  # the reference's attribute name
@@ -196,9 +194,7 @@ def _passes() -> list[tuple[str, Any]]:
         return ns[i - 2].name.startswith("Hard") or gated
 
     def clone(i: int, ns: list[_Node], a: np.ndarray) -> bool:
-        return i >= 11 and ns[i - 11].name.startswith(
-            "Softmax"
-        )  # the MSA pattern of the DeepNets-1M Transformer
+        return i >= 11 and ns[i - 11].name.startswith("Softmax")  # the MSA pattern of the DeepNets-1M Transformer
 
     def mean(i: int, ns: list[_Node], a: np.ndarray) -> bool:
         keepdim = getattr(ns[i].fn, "_saved_keepdim", None)

@@ -128,9 +128,7 @@ def _read_parts(parts_dir: Path, meta: dict[str, Any]) -> tuple[list[Path], int,
         store = GraphStore(p)
         stored = {k: store.attrs.get(k) for k in meta}
         if stored != meta:
-            raise DataError(
-                f"{p} was generated with {stored}, not {meta}; delete {parts_dir} or write to another file"
-            )
+            raise DataError(f"{p} was generated with {stored}, not {meta}; delete {parts_dir} or write to another file")
         done += len(store)
         cursor = int(store.attrs["next_candidate"])
         seen.update(store.net_args(i)["hash"] for i in range(len(store)))
@@ -183,9 +181,7 @@ def generate_split(
         store = GraphStore(out)
         if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
             return out  # already complete
-        raise DataError(
-            f"{out} exists (different settings or fewer graphs); delete it or choose another --out"
-        )
+        raise DataError(f"{out} exists (different settings or fewer graphs); delete it or choose another --out")
     parts_dir.mkdir(parents=True, exist_ok=True)
     parts, done, cursor, seen = _read_parts(parts_dir, meta)
 
@@ -221,9 +217,7 @@ def generate_split(
         if bar is not None:
             bar.close()
     rate = made / max(time.perf_counter() - t0, 1e-9)
-    _merge(
-        parts, out, meta, compression, extra={"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num}
-    )
+    _merge(parts, out, meta, compression, extra={"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num})
     shutil.rmtree(parts_dir)
     return out
 
@@ -245,9 +239,7 @@ def _write_part(
     return path
 
 
-def _merge(
-    parts: list[Path], out: Path, meta: dict[str, Any], compression: str | None, extra: dict[str, Any]
-) -> None:
+def _merge(parts: list[Path], out: Path, meta: dict[str, Any], compression: str | None, extra: dict[str, Any]) -> None:
     """Concatenates the parts into ``out`` (atomically, through ``<out>.tmp``)."""
     attrs = {**meta, **extra, "generator": "hyperzoo.graphs.generate", "num_parts": len(parts)}
     with GraphStoreWriter(out, compression=compression, attrs=attrs) as w:
@@ -271,9 +263,7 @@ def add_generate_action(actions: Any) -> None:
     p.add_argument("--num", type=int, required=True, help="number of graphs (predefined: at most 2)")
     p.add_argument("--out", required=True, help="output .h5 store")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in-process)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="base seed of the split's candidate stream (default 0)"
-    )
+    p.add_argument("--seed", type=int, default=0, help="base seed of the split's candidate stream (default 0)")
     p.add_argument("--s-max", type=int, default=DEFAULT_S_MAX, help="longest virtual edge kept (default 50)")
     p.add_argument("--part-size", type=int, default=256, help="graphs per committed part (default 256)")
     p.add_argument("--max-cells", type=int, default=None, help="cap cells per net (small nets for tests)")

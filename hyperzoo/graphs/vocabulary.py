@@ -93,8 +93,7 @@ def canonical_op_name(name: str) -> str:
     if stripped in OP_ID:
         return stripped
     raise UnknownNameError(
-        f"unknown graph op {name!r}; known ops: {', '.join(PRIMITIVES)} "
-        f"(legacy names: {', '.join(LEGACY_OP_NAMES)})"
+        f"unknown graph op {name!r}; known ops: {', '.join(PRIMITIVES)} (legacy names: {', '.join(LEGACY_OP_NAMES)})"
     )
 
 

@@ -163,9 +163,7 @@ def adapt_to_cifar(net: nn.Module) -> nn.Module:
         if getattr(net, "expected_input_size", None) != 32:
             raise ValueError("MaxViT must be built for 32x32: use create_model('maxvit_t', adapt_cifar=True)")
     else:
-        raise ValueError(
-            f"no 32x32 adaptation is known for {type(net).__name__}; build it for its native input size"
-        )
+        raise ValueError(f"no 32x32 adaptation is known for {type(net).__name__}; build it for its native input size")
     net.expected_input_size = 32
     return net
 

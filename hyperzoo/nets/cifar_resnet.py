@@ -34,6 +34,7 @@ def he_init_(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
+
 Shortcut = Literal["A", "B"]
 
 

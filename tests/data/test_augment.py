@@ -46,7 +46,11 @@ def test_forward_uses_generator_and_matches_reference():
 def test_eval_only_normalizes():
     images = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
     out = BatchAugment(MEAN, STD)(images, train=False)
-    assert out.shape == (4, 3, 32, 32) and out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    assert (
+        out.shape == (4, 3, 32, 32)
+        and out.dtype == torch.float32
+        and out.is_contiguous(memory_format=torch.channels_last)
+    )
     for i in range(4):
         torch.testing.assert_close(out[i], reference(images[i], 4, 4, False, 4))
 

@@ -42,9 +42,7 @@ def test_png_tree_exact_and_metadata(tree):
     meta = inspect_h5_cache(path)
     assert meta["num_images"] == 12 and meta["shape"] == (8, 8, 3) and meta["classes"] == ["a", "b", "c"]
     with h5py.File(path, "r") as f:
-        np.testing.assert_array_equal(
-            f["images"][5], np.asarray(Image.open(tree / "train" / "b" / "001.png"))
-        )
+        np.testing.assert_array_equal(f["images"][5], np.asarray(Image.open(tree / "train" / "b" / "001.png")))
 
 
 def test_truncated_cache_is_reported_and_rebuilt(tree):
@@ -104,9 +102,7 @@ def test_torchvision_cifar_release(tmp_path, monkeypatch):
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
     # The fake files do not match torchvision's published checksums.
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "_check_integrity", lambda self: True)
-    monkeypatch.setattr(
-        torchvision.datasets.CIFAR10, "_load_meta", lambda self: setattr(self, "classes", names)
-    )
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "_load_meta", lambda self: setattr(self, "classes", names))
     source = resolve_image_source(str(tmp_path), "cifar10")
     assert source.kind == "cifar10"
     path = build_h5_cache(source, "test", "cifar10")

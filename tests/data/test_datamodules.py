@@ -137,9 +137,7 @@ def test_jsonargparse_instantiates_from_config():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not SHARED_CIFAR10.is_file(), reason="needs ../shared/data/cifar10-jpeg.tar.gz beside the repo"
-)
+@pytest.mark.skipif(not SHARED_CIFAR10.is_file(), reason="needs ../shared/data/cifar10-jpeg.tar.gz beside the repo")
 def test_full_cifar10_archive():
     dm = CIFAR10DataModule(root=str(SHARED_CIFAR10))
     dm.prepare_data()

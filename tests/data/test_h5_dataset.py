@@ -39,9 +39,7 @@ def test_no_handle_in_init_and_pickles(cache_file):
 def test_workers_read_batches(cache_file):
     ds = H5ImageDataset(cache_file, in_memory=False)
     ds.load()  # a handle opened before forking must not be reused by the workers
-    loader = DataLoader(
-        ds, sampler=ShardedBatchSampler(len(ds), 5, shuffle=False), batch_size=None, num_workers=1
-    )
+    loader = DataLoader(ds, sampler=ShardedBatchSampler(len(ds), 5, shuffle=False), batch_size=None, num_workers=1)
     batches = list(loader)
     assert [len(b[1]) for b in batches] == [5, 5, 2]
     assert torch.equal(torch.cat([b[0] for b in batches]), ds[list(range(12))][0])

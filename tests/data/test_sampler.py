@@ -7,9 +7,7 @@ from hyperzoo.data import ShardedBatchSampler
 def shards(n, world, batch_size=4, epoch=0, drop_last=False, indices=None):
     out = []
     for rank in range(world):
-        s = ShardedBatchSampler(
-            indices if indices is not None else n, batch_size, True, 7, drop_last, world, rank
-        )
+        s = ShardedBatchSampler(indices if indices is not None else n, batch_size, True, 7, drop_last, world, rank)
         s.set_epoch(epoch)
         out.append(list(s))
     return out

@@ -62,9 +62,7 @@ def test_not_a_tar(tmp_path):
 
 
 def test_missing_root(tmp_path):
-    with pytest.raises(
-        DataError, match=r"data root not found: .*nowhere does not exist; pass an ImageFolder"
-    ):
+    with pytest.raises(DataError, match=r"data root not found: .*nowhere does not exist; pass an ImageFolder"):
         resolve_image_source(str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match=r"CIFAR-10 not found: .*nowhere does not exist; pass root="):
         resolve_image_source(str(tmp_path / "nowhere"), "cifar10")
@@ -88,9 +86,7 @@ def test_download_failure_is_one_clear_error(tmp_path, monkeypatch):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(
-        DataError, match=r"CIFAR-10 download into .* failed \(OSError: Network is unreachable\)"
-    ):
+    with pytest.raises(DataError, match=r"CIFAR-10 download into .* failed \(OSError: Network is unreachable\)"):
         resolve_image_source(str(tmp_path / "dl"), "cifar10", download=True)
 
 

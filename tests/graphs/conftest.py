@@ -11,9 +11,7 @@ def _accounted(model: nn.Module, graph) -> bool:
     names = [n for n, has in zip(graph.param_names, graph.has_param.tolist()) if has]
     norm = {n for n, op in zip(graph.param_names, graph.op_names) if op in ("bn", "ln")}
     params = {n for n, _ in model.named_parameters()}
-    covered = {
-        n for n in params if n in names or (n.endswith(".bias") and n[: -len("bias")] + "weight" in norm)
-    }
+    covered = {n for n in params if n in names or (n.endswith(".bias") and n[: -len("bias")] + "weight" in norm)}
     return (
         len(names) == len(set(names))  # no parameter in two nodes
         and set(names) <= params

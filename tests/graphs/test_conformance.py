@@ -38,9 +38,7 @@ def test_vocabulary_is_the_reference_one():
     assert list(PRIMITIVES[:15]) == reference()["primitives"]
 
 
-@pytest.mark.parametrize(
-    "name", ["resnet18", "resnet50", "mobilenet_v2", "densenet121", "vgg11_bn", "squeezenet1_1"]
-)
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "densenet121", "vgg11_bn", "squeezenet1_1"])
 def test_torchvision_graphs_equal_reference(name):
     model = create_model(name, num_classes=10, adapt_cifar=True)
     graph = graph_from_module(model)
@@ -50,13 +48,9 @@ def test_torchvision_graphs_equal_reference(name):
 
 
 def test_darts_graph_equals_reference():
-    deepnets1m = pytest.importorskip(
-        "hyperzoo.nets.deepnets1m", reason="DeepNets-1M Network not available yet"
-    )
+    deepnets1m = pytest.importorskip("hyperzoo.nets.deepnets1m", reason="DeepNets-1M Network not available yet")
     if not hasattr(deepnets1m, "Network") or not hasattr(deepnets1m, "DARTS"):
         pytest.skip("hyperzoo.nets.deepnets1m has no Network/DARTS yet")
-    model = deepnets1m.Network(
-        C=16, num_classes=10, genotype=deepnets1m.DARTS, n_cells=8, is_imagenet_input=False
-    )
+    model = deepnets1m.Network(C=16, num_classes=10, genotype=deepnets1m.DARTS, n_cells=8, is_imagenet_input=False)
     graph = graph_from_module(model, input_size=32)
     check(graph, "darts")

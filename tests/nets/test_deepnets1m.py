@@ -70,9 +70,7 @@ def test_forward_cifar(genotype: Genotype, stem_type: int) -> None:
 
 
 def test_forward_vgg_head_and_auxiliary() -> None:
-    net = Network(
-        8, 3, DARTS, n_cells=3, is_imagenet_input=False, glob_avg=False, stem_pool=True, auxiliary=True
-    )
+    net = Network(8, 3, DARTS, n_cells=3, is_imagenet_input=False, glob_avg=False, stem_pool=True, auxiliary=True)
     logits, aux = net(torch.randn(2, 3, 32, 32))
     assert logits.shape == aux.shape == (2, 3)
     assert net.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 3)
@@ -110,9 +108,7 @@ def test_light_build_skips_init_and_restores_it() -> None:
     args = {"genotype": DARTS.to_dict(), "n_cells": 4, "norm": "bn-track"}
     net = build_network(args, C=8, light=True)
     ref = build_network(args, C=8)
-    assert [(n, p.shape) for n, p in net.named_parameters()] == [
-        (n, p.shape) for n, p in ref.named_parameters()
-    ]
+    assert [(n, p.shape) for n, p in net.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
     bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert torch.equal(bn.running_var, torch.ones_like(bn.running_var))
     with skip_init():

@@ -52,9 +52,7 @@ def test_sampled_net_args_follow_the_generator_rules() -> None:
 
 
 def test_rejection_rules() -> None:
-    cse_only = Genotype(
-        [("cse", 0), ("max_pool_3x3", 1)], [2], [("skip_connect", 0), ("avg_pool_3x3", 1)], [2]
-    )
+    cse_only = Genotype([("cse", 0), ("max_pool_3x3", 1)], [2], [("skip_connect", 0), ("avg_pool_3x3", 1)], [2])
     assert genotype_rejection(cse_only) == "cse without conv"
     two_cse = Genotype([("cse", 0), ("cse", 1)], [2], [("conv_1x1", 0), ("avg_pool_3x3", 1)], [2])
     assert genotype_rejection(two_cse) == "more than one cse in a cell"
@@ -101,9 +99,7 @@ def test_splits_are_disjoint_by_hash_partition() -> None:
 def test_duplicates_are_removed_within_a_split() -> None:
     first = [(j, a["hash"]) for _, (j, a) in zip(range(3), iter_split("train", check_params=False))]
     seen = {first[0][1]}  # as if the first net were already in the split (a resumed run)
-    again = [
-        (j, a["hash"]) for _, (j, a) in zip(range(2), iter_split("train", seen=seen, check_params=False))
-    ]
+    again = [(j, a["hash"]) for _, (j, a) in zip(range(2), iter_split("train", seen=seen, check_params=False))]
     assert again == first[1:] and seen == {h for _, h in first}
 
 

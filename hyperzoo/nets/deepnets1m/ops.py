@@ -145,9 +145,7 @@ class SepConv(nn.Module):
         ``(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)``.
     """
 
-    def __init__(
-        self, C_in: int, C_out: int, ks: int, stride: int, padding: int, norm: str | None = "bn"
-    ) -> None:
+    def __init__(self, C_in: int, C_out: int, ks: int, stride: int, padding: int, norm: str | None = "bn") -> None:
         super().__init__()
         self.stride = stride
         self.op = nn.Sequential(
