@@ -1,0 +1,101 @@
+"""GHN-2 parameter decoders (Knyazev et al., 2021, Sec. 4 and Appendix; ``ppuda/ghn/decoder.py``, ``nn.py``).
+
+A node embedding is decoded into a fixed maximum-size tensor (``max_shape = (64, 64, 11, 11)`` for CIFAR-10), which is
+then sliced or tiled to the parameter's real shape (:func:`tile_to_shape`) and scaled by the operation-dependent
+normalization (:func:`normalize_parameter`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ConvDecoder", "normalize_parameter", "tile_to_shape"]
+
+
+class ConvDecoder(nn.Module):
+    """``fc -> ReLU -> reshape (N, c1, s, s) -> 1x1 conv -> ReLU -> 1x1 conv -> reshape (N, o, i, s, s)``.
+
+    Args:
+        hid: node feature size.
+        channels: hidden widths ``(c1, c2)`` of the two 1x1 convolutions (``(4 hid, 8 hid)`` in GHN-2).
+        max_shape: ``(o, i, s, s)``, the largest tensor decoded.
+        num_classes: rows of the classifier-weight head.
+    """
+
+    def __init__(
+        self, hid: int, channels: tuple[int, int], max_shape: tuple[int, int, int, int], num_classes: int
+    ) -> None:
+        super().__init__()
+        self.max_shape = tuple(int(v) for v in max_shape)
+        o, i, sh, sw = self.max_shape
+        self.fc = nn.Linear(hid, channels[0] * sh * sw)
+        self.conv1 = nn.Conv2d(channels[0], channels[1], 1)
+        self.conv2 = nn.Conv2d(channels[1], o * i, 1)
+        self.class_conv = nn.Conv2d(o, num_classes, 1)  # applied after a ReLU to the top-left kernel position
+
+    def forward(self, x: Tensor, kernel: tuple[int, int] = (1, 1), class_pred: bool = False) -> Tensor:
+        """Decodes ``x`` ``[N, hid]``.
+
+        Args:
+            x: node embeddings.
+            kernel: spatial size ``(h, w)`` needed; the decoded kernel is the top-left ``min(h, s) x min(w, s)`` crop
+                (the 1x1 convolutions act per position, so only that crop is computed).
+            class_pred: decode a classifier weight instead: ``[N, num_classes, i]``.
+
+        Returns:
+            ``[N, o, i, min(h, s), min(w, s)]``, or ``[N, num_classes, i]`` with ``class_pred``.
+        """
+        n = x.shape[0]
+        o, i, sh, sw = self.max_shape
+        kh, kw = (1, 1) if class_pred else (min(kernel[0], sh), min(kernel[1], sw))
+        # Only the fc rows of the kept positions: fc output is laid out (c1, s, s).
+        rows = torch.arange(self.fc.out_features, device=x.device).view(-1, sh, sw)[:, :kh, :kw].reshape(-1)
+        z = F.relu(F.linear(x, self.fc.weight[rows], self.fc.bias[rows])).view(n, -1, kh, kw)
+        z = self.conv2(F.relu(self.conv1(z))).view(n, o, i, kh, kw)
+        if class_pred:
+            return self.class_conv(F.relu(z[:, :, :, :, 0]))[:, :, :, 0]
+        return z
+
+
+def tile_to_shape(w: Tensor, shape: tuple[int, ...] | torch.Size) -> Tensor:
+    """Fits a predicted tensor to ``shape``: crop every dimension, then repeat along out/in channels and crop again.
+
+    ``w`` must have the rank of ``shape``. A ``512 x 256 x 3 x 3`` weight from a ``64 x 64 x 3 x 3`` prediction is that
+    block repeated 8 x 4 times (the reference's ``_tile_params``).
+    """
+    t = tuple(int(v) for v in shape)
+    if w.dim() != len(t):
+        raise ValueError(f"rank mismatch: predicted {tuple(w.shape)} for target {t}")
+    w = w[tuple(slice(0, min(a, b)) for a, b in zip(t, w.shape))]
+    reps = [1] * len(t)
+    for d in range(min(2, len(t))):
+        if t[d] > w.shape[d]:
+            reps[d] = t[d] // w.shape[d] + 1
+    if any(r > 1 for r in reps):
+        w = w.repeat(*reps)[tuple(slice(0, v) for v in t)]
+    return w
+
+
+def normalize_parameter(p: Tensor, is_weight: bool) -> Tensor:
+    """Operation-dependent normalization of a predicted parameter (GHN-2's ``weight_norm``, Sec. 4 of the paper).
+
+    - Weights with 2+ dimensions: fan-in scaling ``p * sqrt(beta / fan_in)`` with ``fan_in = p[0].numel()`` and
+      ``beta = 1`` for layers not followed by a ReLU (depthwise ``in == 1`` or ``1 x k`` kernels with ``h < w``),
+      ``beta = 2`` otherwise; positional encodings (``out == 1`` and ``h >= 11``) are left as they are.
+    - 1-D weights (normalization layers): ``2 sigmoid(p / 2)`` in ``[0, 2]``.
+    - Biases: ``tanh(p / 5)`` in ``[-1, 1]``.
+    """
+    if p.dim() > 1:
+        sz = p.shape
+        if p.dim() > 2 and sz[2] >= 11 and sz[0] == 1:
+            return p
+        no_relu = p.dim() > 2 and (sz[1] == 1 or sz[2] < sz[3])
+        beta = 1.0 if no_relu else 2.0
+        return p * math.sqrt(beta / p[0].numel())
+    if is_weight:
+        return 2 * torch.sigmoid(0.5 * p)
+    return torch.tanh(0.2 * p)

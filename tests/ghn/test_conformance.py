@@ -1,0 +1,107 @@
+"""GHN-2 loads the reference checkpoint and predicts what the reference ppuda predicts (``shared/conformance``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
+
+from hyperzoo.ghn import GHN2, load_reference_checkpoint  # noqa: E402
+from hyperzoo.graphs import graph_from_module  # noqa: E402
+from hyperzoo.nets import create_model  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+CHECKPOINT = SHARED / "conformance" / "ghn2_cifar10_seed0.pt"
+FINGERPRINTS = SHARED / "conformance" / "ppuda_ghn2_seed0.json"
+RTOL = 1e-4
+
+pytestmark = pytest.mark.skipif(
+    not (CHECKPOINT.is_file() and FINGERPRINTS.is_file()),
+    reason="reference GHN-2 conformance data not found (shared/conformance/ beside the repo)",
+)
+
+
+@lru_cache(maxsize=1)
+def fingerprints() -> dict:
+    return json.loads(FINGERPRINTS.read_text())
+
+
+@lru_cache(maxsize=1)
+def ghn() -> GHN2:
+    return load_reference_checkpoint(CHECKPOINT)
+
+
+def build(name: str) -> tuple[torch.nn.Module, object]:
+    """The network and its graph, made as ``tests/graphs/test_conformance.py`` makes them."""
+    if name == "darts":
+        from hyperzoo.nets import deepnets1m
+
+        model = deepnets1m.Network(C=16, num_classes=10, genotype=deepnets1m.DARTS, n_cells=8, is_imagenet_input=False)
+        return model, graph_from_module(model, input_size=32)
+    model = create_model(name, num_classes=10, adapt_cifar=True)
+    return model, graph_from_module(model)
+
+
+def relative_errors(pred: torch.Tensor, fp: dict) -> dict[str, float]:
+    """Errors of ``pred`` against one fingerprint, relative to the value's magnitude or the tensor's scale.
+
+    Sums and single values can be near zero, so their errors are taken relative to ``|value| + scale`` where the scale
+    is the norm (for the sum) or the root mean square (for a value).
+    """
+    v = pred.detach().double().flatten()
+    norm, rms = fp["norm"], fp["norm"] / math.sqrt(max(v.numel(), 1))
+    got = v[fp["idx"]].tolist()
+    return {
+        "norm": abs(v.norm().item() - norm) / max(norm, 1e-30),
+        "sum": abs(v.sum().item() - fp["sum"]) / max(abs(fp["sum"]) + norm, 1e-30),
+        "vals": max((abs(a - b) / max(abs(b) + rms, 1e-30) for a, b in zip(got, fp["vals"])), default=0.0),
+    }
+
+
+def test_checkpoint_loads_with_weights_only():
+    ckpt = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    assert set(ckpt) >= {"state_dict", "config", "epoch"}
+    model = ghn()
+    assert not model.training
+    assert model.max_shape == tuple(ckpt["config"]["max_shape"])
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == sum(t.numel() for t in ckpt["state_dict"].values()) == 1_620_764  # ghn.md C.4
+
+
+SLOW = pytest.mark.slow  # the two largest graphs: run with -m slow
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        pytest.param("resnet50", marks=SLOW),
+        "mobilenet_v2",
+        pytest.param("densenet121", marks=SLOW),
+        "vgg11_bn",
+        "squeezenet1_1",
+        "darts",
+    ],
+)
+def test_predictions_match_reference(name):
+    ref = fingerprints()["models"][name]["params"]
+    model, graph = build(name)
+    with torch.no_grad():
+        pred = ghn().predict_parameters(graph, model)
+    assert sorted(pred) == sorted(ref)
+    worst = {"norm": 0.0, "sum": 0.0, "vals": 0.0}
+    bad = []
+    for key, fp in ref.items():
+        assert list(pred[key].shape) == fp["shape"], key
+        err = relative_errors(pred[key], fp)
+        worst = {k: max(worst[k], err[k]) for k in worst}
+        if max(err.values()) > RTOL:
+            bad.append((key, err))
+    assert not bad, f"{len(bad)} of {len(ref)} tensors differ from the reference, e.g. {bad[:3]} (worst {worst})"
