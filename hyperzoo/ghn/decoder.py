@@ -30,8 +30,8 @@ class ConvDecoder(nn.Module):
         self, hid: int, channels: tuple[int, int], max_shape: tuple[int, int, int, int], num_classes: int
     ) -> None:
         super().__init__()
-        self.max_shape = tuple(int(v) for v in max_shape)
-        o, i, sh, sw = self.max_shape
+        o, i, sh, sw = (int(v) for v in max_shape)
+        self.max_shape: tuple[int, int, int, int] = (o, i, sh, sw)
         self.fc = nn.Linear(hid, channels[0] * sh * sw)
         self.conv1 = nn.Conv2d(channels[0], channels[1], 1)
         self.conv2 = nn.Conv2d(channels[1], o * i, 1)

@@ -59,7 +59,9 @@ class GHN2(nn.Module):
         if len(max_shape) != 4:
             raise ValueError(f"max_shape must have 4 entries, got {max_shape}")
         self.hid, self.num_classes = hid, num_classes
-        self.max_shape = tuple(int(v) for v in max_shape)
+        o, i, kh, kw = (int(v) for v in max_shape)
+        self.max_shape: tuple[int, int, int, int] = (o, i, kh, kw)
+        self.epoch: int | None = None  # training epoch of a loaded checkpoint
         self.ve, self.weight_norm = ve, weight_norm
         self.s_max = s_max if ve else 1
         self.op_embed = nn.Embedding(NUM_PRIMITIVES, hid)
@@ -78,7 +80,7 @@ class GHN2(nn.Module):
         op = graph.op.to(device)
         if int(op.max()) >= NUM_PRIMITIVES:
             raise HyperzooError(
-                f"graph {graph.name!r} has ops outside GHN-2's 15 primitives ({sorted(set(graph.op_names()))}); "
+                f"graph {graph.name!r} has ops outside GHN-2's 15 primitives ({sorted(set(graph.op_names))}); "
                 "GHN-2 embeds only the reference vocabulary"
             )
         shape = graph.shape.to(device)

@@ -58,6 +58,9 @@ class ShapeEncoder(nn.Module):
         max_shape: the GHN's largest predicted shape ``(out, in, k, k)``; ``k`` extends the spatial vocabulary.
     """
 
+    channel_lut: Tensor
+    spatial_lut: Tensor
+
     def __init__(self, hid: int, num_classes: int, max_shape: tuple[int, int, int, int]) -> None:
         super().__init__()
         if max_shape[2] != max_shape[3]:

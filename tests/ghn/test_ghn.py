@@ -188,3 +188,11 @@ def test_graph_without_model_is_an_error():
     ghn = GHN2(hid=16, max_shape=(16, 16, 3, 3))
     with pytest.raises(HyperzooError, match="needs the network"):
         ghn.predict_parameters(small_graph())
+
+
+def test_ops_outside_the_reference_vocabulary_are_an_error():
+    g = small_graph()
+    g.op = g.op.clone()
+    g.op[1] = 15
+    with pytest.raises(HyperzooError, match="15 primitives"):
+        GHN2(hid=16, max_shape=(16, 16, 3, 3)).embed_nodes(g)
