@@ -10,6 +10,7 @@ from hyperzoo.data.datamodules import (
     ImageNetDataModule,
 )
 from hyperzoo.data.h5_dataset import H5ImageDataset
+from hyperzoo.data.meta_batches import GraphImageDataModule, GraphImageDataset, MetaBatchSampler
 from hyperzoo.data.sampler import ShardedBatchSampler
 from hyperzoo.data.sources import (
     ImageSource,
@@ -23,11 +24,14 @@ __all__ = [
     "BatchAugment",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
+    "GraphImageDataModule",
+    "GraphImageDataset",
     "H5ImageDataset",
     "ImageDataModule",
     "ImageFolderDataModule",
     "ImageNetDataModule",
     "ImageSource",
+    "MetaBatchSampler",
     "ShardedBatchSampler",
     "build_h5_cache",
     "cache_path",

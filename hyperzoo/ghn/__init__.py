@@ -1,19 +1,44 @@
-"""Graph hypernetworks: GHN-2 (Knyazev et al., NeurIPS 2021), compatible with the reference ppuda checkpoints."""
+"""Graph hypernetworks by name through :func:`create_ghn`.
 
-from hyperzoo.ghn.checkpoint import load_reference_checkpoint, map_reference_state_dict
+GHN-1, GHN-2 (Knyazev et al., NeurIPS 2021; compatible with the reference ppuda checkpoints), the MLP baseline and
+GHN-3 (Knyazev et al., ICML 2023).
+"""
+
+from hyperzoo.ghn.checkpoint import (
+    PRETRAINED,
+    from_pretrained,
+    load_ghn,
+    load_reference_checkpoint,
+    map_reference_state_dict,
+    read_card,
+    save_ghn,
+)
 from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN, sweep_plan
-from hyperzoo.ghn.ghn import GHN2
+from hyperzoo.ghn.ghn import GHN, GHN2, UnpredictableLayerError, set_bn_batch_stats
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
+from hyperzoo.ghn.variants import GHNS, create_ghn, ghn_config, list_ghns
 
 __all__ = [
+    "GHN",
     "GHN2",
+    "GHNS",
+    "PRETRAINED",
     "ConvDecoder",
     "GatedGNN",
     "ShapeEncoder",
+    "UnpredictableLayerError",
+    "create_ghn",
+    "from_pretrained",
+    "ghn_config",
+    "list_ghns",
+    "load_ghn",
     "load_reference_checkpoint",
     "map_reference_state_dict",
     "normalize_parameter",
+    "read_card",
+    "save_ghn",
+    "set_bn_batch_stats",
     "sweep_plan",
     "tile_to_shape",
 ]

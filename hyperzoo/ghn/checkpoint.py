@@ -7,6 +7,7 @@ the ``GHN`` constructor arguments. Its state-dict keys are mapped onto :class:`G
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -17,7 +18,17 @@ import torch
 from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.ghn.ghn import GHN2
 
-__all__ = ["REFERENCE_KEY_MAP", "load_reference_checkpoint", "map_reference_state_dict"]
+__all__ = [
+    "PRETRAINED",
+    "REFERENCE_KEY_MAP",
+    "from_pretrained",
+    "load_ghn",
+    "load_reference_checkpoint",
+    "map_reference_state_dict",
+    "pretrained_path",
+    "read_card",
+    "save_ghn",
+]
 
 #: reference key prefix -> hyperzoo key prefix
 REFERENCE_KEY_MAP: dict[str, str] = {
@@ -28,6 +39,7 @@ REFERENCE_KEY_MAP: dict[str, str] = {
     "gnn.mlp.fc.": "gnn.message.",
     "gnn.mlp_ve.fc.": "gnn.virtual_message.",
     "gnn.gru.": "gnn.gru.",
+    "gnn.fc.": "gnn.fc.",  # the MLP baseline's per-node MLP
     "decoder.fc.0.": "decoder.fc.",
     "decoder.conv.0.": "decoder.conv1.",
     "decoder.conv.2.": "decoder.conv2.",
@@ -36,7 +48,7 @@ REFERENCE_KEY_MAP: dict[str, str] = {
     "bias_class.1.": "bias_class.",
 }
 
-_SUPPORTED = {"hypernet": "gatedgnn", "decoder": "conv"}
+_SUPPORTED = {"hypernet": ("gatedgnn", "mlp"), "decoder": ("conv",)}
 _KNOWN_CONFIG = {"max_shape", "num_classes", "hypernet", "decoder", "weight_norm", "ve", "layernorm", "hid"}
 
 
@@ -83,14 +95,15 @@ def load_reference_checkpoint(path: str | os.PathLike[str], map_location: str | 
     if unknown:
         raise ConfigError(f"{path}: unsupported GHN config keys {sorted(unknown)}")
     for key, value in _SUPPORTED.items():
-        if config.get(key, value) != value:
-            raise ConfigError(f"{path}: config {key}={config[key]!r} is not supported (only {key}={value!r})")
+        if config.get(key, value[0]) not in value:
+            raise ConfigError(f"{path}: config {key}={config[key]!r} is not supported (only {key} in {value})")
     if "max_shape" not in config or "num_classes" not in config:
         raise ConfigError(f"{path}: config must give max_shape and num_classes, got {sorted(config)}")
     ghn = GHN2(
         hid=int(config.get("hid", 32)),
         max_shape=tuple(int(v) for v in config["max_shape"]),  # type: ignore[arg-type]
         num_classes=int(config["num_classes"]),
+        hypernet=str(config.get("hypernet", "gatedgnn")),
         ve=bool(config.get("ve", False)),
         layernorm=bool(config.get("layernorm", False)),
         weight_norm=bool(config.get("weight_norm", False)),
@@ -102,3 +115,157 @@ def load_reference_checkpoint(path: str | os.PathLike[str], map_location: str | 
         raise DataError(f"{path}: state dict does not fit the config {config}: {exc}") from exc
     ghn.epoch = ckpt.get("epoch")
     return ghn.to(map_location).eval()
+
+
+# ---------------------------------------------------------------------- hyperzoo's own format: safetensors + JSON
+FORMAT = "hyperzoo-ghn"
+FORMAT_VERSION = 1
+#: checkpoints shipped inside the package: name -> file under ``hyperzoo/pretrained/``
+PRETRAINED: dict[str, str] = {"ghn2-cifar10": "ghn2_cifar10.safetensors"}
+
+
+def save_ghn(ghn: GHN2, path: str | os.PathLike[str], **metadata: Any) -> Path:
+    """Writes ``ghn`` as ``<path>.safetensors`` (weights, config in the header) plus ``<path>.json`` (config + card).
+
+    Args:
+        ghn: the GHN.
+        path: the weights file; a missing ``.safetensors`` suffix is added. Both files are written atomically.
+        **metadata: JSON-serialisable facts kept in the JSON card (training command, steps, data, metrics, ...).
+
+    Returns:
+        The ``.safetensors`` path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    card = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": ghn.config, "metadata": metadata}
+    state = {k: v.detach().contiguous().cpu() for k, v in ghn.state_dict().items()}
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": json.dumps(ghn.config)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=header)
+    os.replace(tmp, path)
+    card_path = path.with_suffix(".json")
+    tmp_card = card_path.with_name(card_path.name + ".tmp")
+    tmp_card.write_text(json.dumps(card, indent=2, default=str) + "\n")
+    os.replace(tmp_card, card_path)
+    return path
+
+
+def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON card beside a ``.safetensors`` GHN (``{}`` when there is none)."""
+    card_path = Path(path).with_suffix(".json")
+    if not card_path.is_file():
+        return {}
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{card_path} is not valid JSON: {exc}") from exc
+    return card if isinstance(card, dict) else {}
+
+
+def _load_safetensors(path: Path, map_location: str | torch.device) -> GHN2:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f}
+    except Exception as exc:  # safetensors raises its own error types (SafetensorError, HeaderTooLarge, ...)
+        raise DataError(f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}") from exc
+    if "config" in header:
+        try:
+            config = json.loads(header["config"])
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: the config in the safetensors header is not JSON: {exc}") from exc
+    else:
+        config = read_card(path).get("config")
+        if config is None:
+            raise DataError(
+                f"{path} has no GHN config (neither in its header nor in {path.with_suffix('.json').name}); "
+                "was it written by hyperzoo.ghn.save_ghn?"
+            )
+    return _build(config, state, str(path), map_location)
+
+
+def _build(config: dict[str, Any], state: dict[str, torch.Tensor], where: str, map_location: Any) -> GHN2:
+    try:
+        ghn = GHN2(**config)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: config {config} does not describe a GHN: {exc}") from exc
+    expected = ghn.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{what}: {keys[:4]}{' ...' if len(keys) > 4 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
+            if keys
+        )
+        raise DataError(f"{where}: weights do not fit its GHN config ({detail}); is it a checkpoint of another GHN?")
+    ghn.load_state_dict(state, strict=True)
+    return ghn.to(map_location).eval()
+
+
+def _load_lightning(path: Path, map_location: str | torch.device) -> GHN2:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
+        raise DataError(f"{path} is not a loadable checkpoint (weights_only=True refuses it): {exc}") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise DataError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    config = ckpt.get("ghn_config") or (ckpt.get("hyper_parameters") or {}).get("ghn_config")
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: a Lightning checkpoint without 'ghn_config'; was it saved by hyperzoo's GHNModule?")
+    state = {k[len("ghn.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("ghn.")}
+    ghn = _build(config, state, str(path), map_location)
+    ghn.epoch = ckpt.get("epoch")
+    return ghn
+
+
+def load_ghn(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> GHN2:
+    """Loads a GHN in eval mode from any checkpoint hyperzoo knows, without unpickling code.
+
+    Accepts hyperzoo's ``.safetensors`` (+ ``.json``) files or a directory holding one, a Lightning ``.ckpt`` of
+    :class:`~hyperzoo.ghn.training.GHNModule`, and the reference's ``.pt`` files (:func:`load_reference_checkpoint`).
+
+    Raises:
+        DataError: missing, corrupt or truncated files, pickles that need code, weights of another GHN.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.safetensors"))
+        if len(found) != 1:
+            raise DataError(f"{path}: expected one .safetensors GHN in the directory, found {len(found)}")
+        path = found[0]
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.is_file():
+        raise DataError(f"GHN checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, map_location)
+    if path.suffix == ".ckpt":
+        return _load_lightning(path, map_location)
+    return load_reference_checkpoint(path, map_location)
+
+
+def pretrained_path(name: str) -> Path:
+    """The file of a checkpoint shipped in the package (``hyperzoo/pretrained/``)."""
+    if name not in PRETRAINED:
+        raise DataError(f"unknown pretrained GHN {name!r}; shipped: {sorted(PRETRAINED)} (or give a file path)")
+    from importlib.resources import files
+
+    path = Path(str(files("hyperzoo") / "pretrained" / PRETRAINED[name]))
+    if not path.is_file():
+        raise DataError(f"pretrained GHN {name!r} is registered but {path} is missing from this installation")
+    return path
+
+
+def from_pretrained(name_or_path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> GHN2:
+    """A trained GHN by shipped name (``"ghn2-cifar10"``) or from a checkpoint file (see :func:`load_ghn`)."""
+    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
+        return load_ghn(pretrained_path(name_or_path), map_location)
+    return load_ghn(name_or_path, map_location)

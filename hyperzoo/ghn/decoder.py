@@ -61,20 +61,28 @@ class ConvDecoder(nn.Module):
         return z
 
 
-def tile_to_shape(w: Tensor, shape: tuple[int, ...] | torch.Size) -> Tensor:
-    """Fits a predicted tensor to ``shape``: crop every dimension, then repeat along out/in channels and crop again.
+def tile_to_shape(w: Tensor, shape: tuple[int, ...] | torch.Size, centre: bool = False) -> Tensor:
+    """Fits a predicted tensor to ``shape``: crop every dimension, repeat where the target is larger, crop again.
 
     ``w`` must have the rank of ``shape``. A ``512 x 256 x 3 x 3`` weight from a ``64 x 64 x 3 x 3`` prediction is that
-    block repeated 8 x 4 times (the reference's ``_tile_params``).
+    block repeated 8 x 4 times (the reference's ``_tile_params``). Spatial dimensions larger than the prediction are
+    repeated the same way (the reference GHN-2 cannot predict such kernels; GHN-3's decoder interpolates them before
+    they get here).
+
+    Args:
+        w: the prediction.
+        shape: the target shape.
+        centre: crop spatial dimensions (2 and 3) around the centre instead of from the top-left (GHN-3).
     """
     t = tuple(int(v) for v in shape)
     if w.dim() != len(t):
         raise ValueError(f"rank mismatch: predicted {tuple(w.shape)} for target {t}")
-    w = w[tuple(slice(0, min(a, b)) for a, b in zip(t, w.shape))]
-    reps = [1] * len(t)
-    for d in range(min(2, len(t))):
-        if t[d] > w.shape[d]:
-            reps[d] = t[d] // w.shape[d] + 1
+    index = []
+    for d, (a, b) in enumerate(zip(t, w.shape)):
+        start = (b - a) // 2 if (centre and d >= 2 and b > a) else 0
+        index.append(slice(start, start + min(a, b)))
+    w = w[tuple(index)]
+    reps = [t[d] // w.shape[d] + 1 if t[d] > w.shape[d] else 1 for d in range(len(t))]
     if any(r > 1 for r in reps):
         w = w.repeat(*reps)[tuple(slice(0, v) for v in t)]
     return w

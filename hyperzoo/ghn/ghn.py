@@ -1,161 +1,314 @@
-"""GHN-2: a graph hypernetwork predicting all parameters of a network from its computation graph.
+"""Graph hypernetworks: one class, :class:`GHN`, configured as GHN-1, GHN-2, the MLP baseline or GHN-3.
 
 Knyazev, Drozdzal, Taylor, Romero-Soriano. "Parameter Prediction for Unseen Deep Architectures", NeurIPS 2021
-(reference code ``facebookresearch/ppuda``). Pipeline for one graph:
+(GHN-1/GHN-2/MLP, reference code ``facebookresearch/ppuda``); Knyazev, Hwang, Lacoste-Julien. "Can We Scale
+Transformers to Predict Parameters of Diverse ImageNet Models?", ICML 2023 (GHN-3, ``SamsungSAILMontreal/ghn3``).
+
+Pipeline for a batch of graphs (one pass for all of them):
 
 1. ``h^0_v = E_op[op_v] + E_shape(shape_v)`` (:class:`ShapeEncoder`);
-2. GatedGNN with virtual edges (Eq. 3-4, :class:`GatedGNN`), then LayerNorm (GHN-2);
-3. per node, a decoder by parameter kind: :class:`ConvDecoder` for 2-D/4-D weights (its class head for the
-   classifier weight), ``decoder_1d`` for 1-D tensors (a normalization node gives weight and bias), ``bias_class`` on
-   top of ``decoder_1d`` for the classifier bias;
-4. tiling to the real shape and operation-dependent normalization.
+2. the encoder: GHN-2's GatedGNN with virtual edges (:class:`GatedGNN`; GHN-1 without them), GHN-3's Graphormer
+   layers, or a per-node MLP (the "MLP" baseline, which sees no edges); then LayerNorm (``layernorm``);
+3. per node, a decoder by parameter kind, one call per kind for the whole batch: the convolutional decoder for
+   2-D/4-D weights (its class head for the classifier weight), ``decoder_1d`` for 1-D tensors (a normalization
+   node gives weight and bias), ``bias_class`` on top of ``decoder_1d`` for the classifier bias;
+4. slicing/tiling to the real shape (:func:`tile_to_shape`) and operation-dependent normalization
+   (``weight_norm``, :func:`normalize_parameter`).
+
+Shapes beyond the decoder's ``max_shape`` are tiled: a ``512 x 256 x 3 x 3`` weight predicted as ``64 x 64 x 3 x 3``
+is that block repeated ``8 x 4`` times; kernels larger than the decoded ``s x s`` are repeated spatially by GHN-2's
+decoder and interpolated by GHN-3's.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from hyperzoo.errors import HyperzooError
+from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.graphs.arch_graph import ArchGraph
+from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, PRIMITIVES
 
-__all__ = ["GHN2"]
+__all__ = ["GHN", "GHN2", "NodeMLP", "UnpredictableLayerError"]
 
-NUM_PRIMITIVES = 15  # the reference's op vocabulary (PRIMITIVES_DEEPNETS1M)
+NUM_PRIMITIVES = NUM_REFERENCE_PRIMITIVES  # kept for older imports
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+HYPERNETS = ("gatedgnn", "mlp", "graphormer")
+DECODERS = ("conv", "conv3")
 
 
-class GHN2(nn.Module):
-    """GHN-2 (and GHN-1 with ``ve=False, layernorm=False, weight_norm=False``).
+class UnpredictableLayerError(HyperzooError):
+    """A network has parameters whose op the GHN has no embedding for."""
+
+
+class NodeMLP(nn.Module):
+    """The "MLP" baseline encoder: ``hid -> hid -> hid`` per node with ReLUs, no message passing."""
+
+    def __init__(self, hid: int) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(hid, hid), nn.ReLU(), nn.Linear(hid, hid), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x)
+
+
+class GHN(nn.Module):
+    """A graph hypernetwork (GHN-2 by default; :data:`hyperzoo.ghn.GHNS` names the other configurations).
 
     Args:
         hid: node feature size.
         max_shape: largest decoded tensor ``(out, in, k, k)``.
         num_classes: classes of the dataset the GHN predicts classifiers for.
-        ve: virtual edges (``s_max = 50``) in the GatedGNN.
-        layernorm: LayerNorm on the node embeddings after the GNN.
+        hypernet: the encoder: ``"gatedgnn"`` (GHN-1/2), ``"graphormer"`` (GHN-3) or ``"mlp"`` (no edges).
+        decoder: ``"conv"`` (GHN-2's decoder, top-left crops) or ``"conv3"`` (GHN-3's, centre crops).
+        ve: virtual edges up to ``s_max`` (GatedGNN: the Eq. 4 messages; Graphormer: the distance biases).
+        layernorm: LayerNorm on the node embeddings after the encoder.
         weight_norm: operation-dependent normalization of predicted parameters.
-        s_max: longest shortest path used as a virtual edge when the GHN builds a graph itself.
+        s_max: longest shortest path used as a virtual edge.
+        num_ops: rows of the op embedding: 15 (the reference vocabulary, what its checkpoints have) or up to
+            ``len(PRIMITIVES)`` to also embed hyperzoo's extension ops (layer scale, class tokens, ...).
+        layers, heads: Graphormer depth and attention heads (``hypernet="graphormer"`` only).
     """
 
     def __init__(
         self,
         hid: int = 32,
-        max_shape: tuple[int, int, int, int] = (64, 64, 11, 11),
+        max_shape: Sequence[int] = (64, 64, 11, 11),
         num_classes: int = 10,
+        hypernet: str = "gatedgnn",
+        decoder: str = "conv",
         ve: bool = True,
         layernorm: bool = True,
         weight_norm: bool = True,
         s_max: int = 50,
+        num_ops: int = NUM_REFERENCE_PRIMITIVES,
+        layers: int = 3,
+        heads: int = 8,
     ) -> None:
         super().__init__()
         if len(max_shape) != 4:
-            raise ValueError(f"max_shape must have 4 entries, got {max_shape}")
-        self.hid, self.num_classes = hid, num_classes
+            raise ConfigError(f"max_shape must have 4 entries (out, in, k, k), got {tuple(max_shape)}")
+        if hypernet not in HYPERNETS:
+            raise ConfigError(f"hypernet must be one of {HYPERNETS}, got {hypernet!r}")
+        if decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if not NUM_REFERENCE_PRIMITIVES <= num_ops <= len(PRIMITIVES):
+            raise ConfigError(f"num_ops must be in [{NUM_REFERENCE_PRIMITIVES}, {len(PRIMITIVES)}], got {num_ops}")
+        if hid % 4:
+            raise ConfigError(f"hid must be a multiple of 4 (four shape embeddings of hid/4), got {hid}")
         o, i, kh, kw = (int(v) for v in max_shape)
+        self.hid, self.num_classes, self.num_ops = int(hid), int(num_classes), int(num_ops)
         self.max_shape: tuple[int, int, int, int] = (o, i, kh, kw)
+        self.hypernet, self.decoder_kind = hypernet, decoder
+        self.ve, self.layernorm, self.weight_norm = bool(ve), bool(layernorm), bool(weight_norm)
+        self.s_max = int(s_max) if ve else 1
+        self.layers, self.heads = int(layers), int(heads)
         self.epoch: int | None = None  # training epoch of a loaded checkpoint
-        self.ve, self.weight_norm = ve, weight_norm
-        self.s_max = s_max if ve else 1
-        self.op_embed = nn.Embedding(NUM_PRIMITIVES, hid)
+        self.op_embed = nn.Embedding(num_ops, hid)
         self.shape_encoder = ShapeEncoder(hid, num_classes, self.max_shape)
-        self.gnn = GatedGNN(hid, ve=ve)
+        self.gnn: nn.Module
+        if hypernet == "gatedgnn":
+            self.gnn = GatedGNN(hid, ve=ve)
+        elif hypernet == "mlp":
+            self.gnn = NodeMLP(hid)
+        else:
+            from hyperzoo.ghn.graphormer import Graphormer
+
+            self.gnn = Graphormer(hid, layers=layers, heads=heads)
         self.node_norm = nn.LayerNorm(hid) if layernorm else None
-        self.decoder = ConvDecoder(hid, (4 * hid, 8 * hid), self.max_shape, num_classes)
+        if decoder == "conv":
+            self.decoder: nn.Module = ConvDecoder(hid, (4 * hid, 8 * hid), self.max_shape, num_classes)
+        else:
+            from hyperzoo.ghn.decoder3 import ConvDecoder3
+
+            self.decoder = ConvDecoder3(hid, (4 * hid, 8 * hid), self.max_shape, num_classes)
         max_ch = max(self.max_shape[:2])
         self.decoder_1d = nn.Sequential(nn.Linear(hid, 2 * hid), nn.ReLU(), nn.Linear(2 * hid, 2 * max_ch))
         self.bias_class = nn.Linear(max_ch, num_classes)  # applied after a ReLU
 
-    # ------------------------------------------------------------------ graph -> node embeddings
-    def embed_nodes(self, graph: ArchGraph) -> Tensor:
-        """Node embeddings ``[N, hid]`` after the GatedGNN (and LayerNorm)."""
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments: ``GHN(**ghn.config)`` rebuilds this architecture."""
+        return {
+            "hid": self.hid,
+            "max_shape": list(self.max_shape),
+            "num_classes": self.num_classes,
+            "hypernet": self.hypernet,
+            "decoder": self.decoder_kind,
+            "ve": self.ve,
+            "layernorm": self.layernorm,
+            "weight_norm": self.weight_norm,
+            "s_max": self.s_max if self.ve else 50,
+            "num_ops": self.num_ops,
+            "layers": self.layers,
+            "heads": self.heads,
+        }
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.items())
+
+    # ------------------------------------------------------------------ graphs -> node embeddings
+    def embed_nodes(self, graphs: ArchGraph | Sequence[ArchGraph], skip_unknown: bool = False) -> Tensor:
+        """Node embeddings ``[sum N, hid]`` of one graph or a batch of graphs (in order), after the encoder.
+
+        Args:
+            graphs: the graphs; their nodes are concatenated.
+            skip_unknown: embed nodes whose op the GHN has no row for by their shape only, instead of raising
+                :class:`UnpredictableLayerError`.
+        """
+        graph_list = [graphs] if isinstance(graphs, ArchGraph) else list(graphs)
+        if not graph_list:
+            raise HyperzooError("embed_nodes: no graphs given")
         device = self.op_embed.weight.device
-        op = graph.op.to(device)
-        if int(op.max()) >= NUM_PRIMITIVES:
-            raise HyperzooError(
-                f"graph {graph.name!r} has ops outside GHN-2's 15 primitives ({sorted(set(graph.op_names))}); "
-                "GHN-2 embeds only the reference vocabulary"
-            )
-        shape = graph.shape.to(device)
-        x = self.shape_encoder(self.op_embed(op), shape, shape.abs().sum(dim=1) > 0)
-        edge_dist = graph.edge_dist
-        keep = edge_dist <= self.s_max
-        x = self.gnn(x, graph.edge_index[:, keep].to(device), edge_dist[keep].to(device))
+        counts = [int(g.num_nodes) for g in graph_list]
+        op = torch.cat([g.op for g in graph_list]).to(device)
+        shape = torch.cat([g.shape for g in graph_list]).to(device)
+        known = op < self.num_ops
+        if not bool(known.all()):
+            if not skip_unknown:
+                raise UnpredictableLayerError(self._unknown_message(graph_list))
+            x = self.op_embed(torch.where(known, op, 0)) * known.unsqueeze(1)
+        else:
+            x = self.op_embed(op)
+        x = self.shape_encoder(x, shape, shape.abs().sum(dim=1) > 0)
+        if self.hypernet == "mlp":
+            x = self.gnn(x)
+        else:
+            edge_index, edge_dist, ptr = _batch_edges(graph_list, counts, self.s_max)
+            if self.hypernet == "gatedgnn":
+                x = self.gnn(x, edge_index.to(device), edge_dist.to(device))
+            else:
+                x = self.gnn(x, edge_index.to(device), edge_dist.to(device), ptr.to(device))
         return self.node_norm(x) if self.node_norm is not None else x
+
+    def _unknown_message(self, graphs: Sequence[ArchGraph]) -> str:
+        names: list[str] = []
+        ops: set[str] = set()
+        for g in graphs:
+            for v in (g.op >= self.num_ops).nonzero().flatten().tolist():
+                names.append(g.param_names[v] or f"node {v}")
+                ops.add(PRIMITIVES[int(g.op[v])] if int(g.op[v]) < len(PRIMITIVES) else str(int(g.op[v])))
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        return (
+            f"this GHN embeds {self.num_ops} op types and cannot predict ops {sorted(ops)} (parameters {shown}); "
+            "pass skip_unknown=True to predict everything else and leave these at their current values, "
+            f"or use a GHN trained with num_ops={len(PRIMITIVES)}"
+        )
 
     # ------------------------------------------------------------------ prediction
     def predict_parameters(
-        self, model_or_graph: nn.Module | ArchGraph, model: nn.Module | None = None
+        self, model_or_graph: nn.Module | ArchGraph, model: nn.Module | None = None, skip_unknown: bool = False
     ) -> dict[str, Tensor]:
-        """Predicts every parameter that has a node in the graph.
+        """Predicts every parameter of one network that has a node in its graph.
 
         Args:
             model_or_graph: a network (its graph is built with :func:`graph_from_module`) or its :class:`ArchGraph`.
             model: the network when a graph is given (it supplies the real parameter shapes and the module types).
+            skip_unknown: see :meth:`predict_batch`.
 
         Returns:
             ``{parameter name: tensor}`` in the network's shapes, still attached to the GHN's autograd graph. A
             normalization node gives both its weight and its bias.
         """
         if isinstance(model_or_graph, ArchGraph):
-            graph = model_or_graph
             if model is None:
                 raise HyperzooError("predict_parameters(graph) needs the network too: predict_parameters(graph, model)")
+            return self.predict_batch([model], [model_or_graph], skip_unknown=skip_unknown)[0]
+        return self.predict_batch([model_or_graph], skip_unknown=skip_unknown)[0]
+
+    def predict_batch(
+        self,
+        models: Sequence[nn.Module],
+        graphs: Sequence[ArchGraph] | None = None,
+        skip_unknown: bool = False,
+    ) -> list[dict[str, Tensor]]:
+        """Predicts the parameters of many networks in one pass (one encoder call, one decoder call per kind).
+
+        Args:
+            models: the networks (used for parameter shapes and module types; their values are not read).
+            graphs: their graphs (built with :func:`graph_from_module` where ``None``).
+            skip_unknown: leave parameters whose op the GHN cannot embed out of the result (with a warning)
+                instead of raising :class:`UnpredictableLayerError`.
+
+        Returns:
+            One ``{parameter name: tensor}`` per network, attached to the GHN's autograd graph.
+        """
+        models = list(models)
+        if graphs is None:
+            graph_list = [graph_from_module(m, s_max=self.s_max) for m in models]
         else:
-            model = model_or_graph
-            graph = graph_from_module(model, s_max=self.s_max)
-        params = dict(model.named_parameters())
-        modules = dict(model.named_modules())
-        x = self.embed_nodes(graph)
+            graph_list = list(graphs)
+            if len(graph_list) != len(models):
+                raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
+        x = self.embed_nodes(graph_list, skip_unknown=skip_unknown)
 
-        n = len(graph.param_names)
-        has_param = graph.has_param.tolist()
-        groups: dict[Any, list[int]] = defaultdict(list)
-        for v, name in enumerate(graph.param_names):
-            if not has_param[v]:
-                continue
-            if name not in params:
-                raise HyperzooError(f"graph node {v} names parameter {name!r}, which the network does not have")
-            groups[self._kind(v, n, name, params[name].shape)].append(v)
+        jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]
+        all_params = [dict(m.named_parameters()) for m in models]
+        offset = 0
+        skipped: list[str] = []
+        for b, (graph, params) in enumerate(zip(graph_list, all_params)):
+            n = int(graph.num_nodes)
+            has_param = graph.has_param.tolist()
+            ops = graph.op.tolist()
+            for v, name in enumerate(graph.param_names):
+                if not has_param[v]:
+                    continue
+                if name not in params:
+                    raise HyperzooError(
+                        f"graph {graph.name!r} node {v} names parameter {name!r}, which the network does not have; "
+                        "was the graph built from another architecture?"
+                    )
+                if ops[v] >= self.num_ops:
+                    skipped.append(name)
+                    continue
+                jobs[self._kind(v, n, name, params[name].shape)].append((b, v, offset + v))
+            offset += n
+        if skipped:
+            warnings.warn(f"GHN left {len(skipped)} parameters unpredicted (unknown ops): {skipped[:8]}", stacklevel=2)
 
-        out: dict[str, Tensor] = {}
-        for kind, nodes in groups.items():
-            xs = x[torch.tensor(nodes, device=x.device)]
+        out: list[dict[str, Tensor]] = [{} for _ in models]
+        modules = [dict(m.named_modules()) for m in models]
+        for kind, items in jobs.items():
+            xs = x[torch.tensor([r for _, _, r in items], device=x.device)]
             if kind == "cls_w":
                 pred = self.decoder(xs, class_pred=True)
             elif kind in ("1d", "cls_b"):
-                pred = self.decoder_1d(xs).view(len(nodes), 2, -1)
+                pred = self.decoder_1d(xs).view(len(items), 2, -1)
                 if kind == "cls_b":
                     pred = self.bias_class(torch.relu(pred))
             else:
                 pred = self.decoder(xs, kind[1:])
-            for j, v in enumerate(nodes):
-                name = graph.param_names[v]
+            for j, (b, v, _) in enumerate(items):
+                params, name = all_params[b], graph_list[b].param_names[v]
+                target = params[name].shape
                 if kind in ("1d", "cls_b"):
                     is_weight = not name.endswith("bias")
-                    out[name] = self._finish(pred[j][0 if is_weight else 1], params[name].shape, is_weight)
+                    out[b][name] = self._finish(pred[j][0 if is_weight else 1], target, is_weight)
                     module_name, _, leaf = name.rpartition(".")
                     bias_name = f"{module_name}.bias" if module_name else "bias"
                     if (
                         is_weight
                         and leaf == "weight"
-                        and isinstance(modules.get(module_name), _NORM_TYPES)
+                        and isinstance(modules[b].get(module_name), _NORM_TYPES)
                         and bias_name in params
                     ):
-                        out[bias_name] = self._finish(pred[j][1], params[bias_name].shape, False)
+                        out[b][bias_name] = self._finish(pred[j][1], params[bias_name].shape, False)
                 else:
                     w = pred[j]
-                    target = params[name].shape
-                    if kind != "cls_w":
-                        w = w[(slice(None), slice(None)) + (0,) * (4 - len(target))] if len(target) < 4 else w
-                    out[name] = self._finish(w, target, True)
+                    if kind == "cls_w":
+                        w = w.reshape(w.shape + (1,) * (len(target) - 2)) if len(target) > 2 else w
+                    elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
+                        w = w[(slice(None), slice(None)) + (0,) * (4 - max(len(target), 2))]
+                    out[b][name] = self._finish(w, target, True)
         return out
 
     @staticmethod
@@ -169,30 +322,66 @@ class GHN2(nn.Module):
         return ("4d", int(spatial[0]), int(spatial[1]))
 
     def _finish(self, w: Tensor, shape: torch.Size, is_weight: bool) -> Tensor:
-        w = tile_to_shape(w, shape)
+        if self.decoder_kind == "conv3" and w.dim() >= len(shape):
+            from hyperzoo.ghn.decoder3 import tile_to_shape_centered
+
+            w = tile_to_shape_centered(w, shape)
+        else:
+            w = tile_to_shape(w, shape)
         return normalize_parameter(w, is_weight) if self.weight_norm else w
 
     # ------------------------------------------------------------------ the reference's ghn(model)
-    def forward(self, model: nn.Module, graph: ArchGraph | None = None, bn_train: bool = True) -> nn.Module:
-        """Sets the parameters of ``model`` in place to the predicted ones and returns it (``ghn(model)``).
+    def forward(
+        self,
+        model: nn.Module | Sequence[nn.Module],
+        graph: ArchGraph | Sequence[ArchGraph] | None = None,
+        bn_train: bool = True,
+        skip_unknown: bool = False,
+    ) -> Any:
+        """Sets the parameters of ``model`` (or of each model of a list) to the predicted ones; returns it/them.
 
         In training mode the predicted tensors replace the parameters (gradients flow to the GHN); in eval mode their
         values are copied into the existing parameters. With ``bn_train`` batch-norm layers use batch statistics, as
-        the reference does, since running statistics are not predicted.
+        the reference evaluates, since running statistics are not predicted.
         """
-        pred = self.predict_parameters(graph, model) if graph is not None else self.predict_parameters(model)
-        modules = dict(model.named_modules())
-        for name, tensor in pred.items():
-            module_name, _, leaf = name.rpartition(".")
-            module = modules[module_name]
-            if self.training:
-                module._parameters[leaf] = tensor  # a non-leaf tensor: keeps the path to the GHN
-            else:
-                with torch.no_grad():
-                    module._parameters[leaf].data = tensor.detach().clone()
-        if bn_train:
-            for m in model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.track_running_stats = False
-                    m.training = True
-        return model
+        single = isinstance(model, nn.Module)
+        models = [model] if isinstance(model, nn.Module) else list(model)
+        graphs = None if graph is None else ([graph] if isinstance(graph, ArchGraph) else list(graph))
+        preds = self.predict_batch(models, graphs, skip_unknown=skip_unknown)
+        for net, pred in zip(models, preds):
+            modules = dict(net.named_modules())
+            for name, tensor in pred.items():
+                module_name, _, leaf = name.rpartition(".")
+                module = modules[module_name]
+                if self.training:
+                    module._parameters[leaf] = tensor  # type: ignore[assignment]  # non-leaf: keeps the path to the GHN
+                else:
+                    with torch.no_grad():
+                        module._parameters[leaf].data = tensor.detach().clone()  # type: ignore[union-attr]
+            if bn_train:
+                set_bn_batch_stats(net)
+        return models[0] if single else models
+
+
+GHN2 = GHN  # the default configuration is GHN-2
+
+
+def set_bn_batch_stats(model: nn.Module) -> nn.Module:
+    """Makes every batch-norm layer normalize with batch statistics (predicted networks have no running stats)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.training = True
+    return model
+
+
+def _batch_edges(graphs: Sequence[ArchGraph], counts: Sequence[int], s_max: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Concatenates the edges (up to distance ``s_max``) of several graphs with node offsets; returns them and ptr."""
+    ptr = torch.zeros(len(counts) + 1, dtype=torch.long)
+    ptr[1:] = torch.tensor(counts).cumsum(0)
+    eis, eds = [], []
+    for g, start in zip(graphs, ptr.tolist()):
+        keep = g.edge_dist <= s_max
+        eis.append(g.edge_index[:, keep].long() + start)
+        eds.append(g.edge_dist[keep])
+    return torch.cat(eis, dim=1), torch.cat(eds), ptr

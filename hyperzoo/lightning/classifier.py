@@ -8,7 +8,6 @@ experiments/configs/resnet20_cifar10.yaml`` drives it through LightningCLI.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -17,45 +16,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyperzoo.errors import HyperzooError
+from hyperzoo.lightning.common import NonFiniteGuard, make_optimizer, step_schedule
+from hyperzoo.lightning.schedule import lr_factor
 from hyperzoo.nets import create_model
 
 __all__ = ["ImageClassifier", "lr_factor"]
 
 
-def lr_factor(
-    step: int,
-    total_steps: int,
-    schedule: str,
-    warmup_steps: int = 0,
-    milestones: list[int] | None = None,
-    gamma: float = 0.1,
-    min_factor: float = 0.0,
-) -> float:
-    """Multiplier of the base learning rate at optimizer step ``step``.
-
-    Args:
-        step: the current optimizer step (0-based).
-        total_steps: steps of the whole run.
-        schedule: ``"cosine"`` (half cosine from 1 to ``min_factor``), ``"step"`` (times ``gamma`` at each
-            milestone) or ``"constant"``.
-        warmup_steps: linear warm-up from ``1 / warmup_steps`` to 1 over the first steps.
-        milestones: steps at which the step schedule decays.
-        gamma: the step schedule's decay factor.
-        min_factor: the cosine schedule's final multiplier.
-    """
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "cosine":
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
-    if schedule == "step":
-        return gamma ** sum(step >= m for m in (milestones or []))
-    if schedule == "constant":
-        return 1.0
-    raise HyperzooError(f"unknown lr schedule {schedule!r}; use 'cosine', 'step' or 'constant'")
-
-
-class ImageClassifier(pl.LightningModule):
+class ImageClassifier(NonFiniteGuard, pl.LightningModule):
     """Supervised image classification with a registered model.
 
     Args:
@@ -130,20 +98,7 @@ class ImageClassifier(pl.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
-        loss = self._shared_step(batch, "train")
-        if not torch.isfinite(loss):
-            # skipping keeps the weights intact; a run that keeps diverging is stopped with a clear message
-            self.bad_steps += 1
-            self.skipped_steps += 1
-            self.log("train/skipped_steps", float(self.skipped_steps))
-            if self.bad_steps >= self.hp.max_bad_steps:
-                raise HyperzooError(
-                    f"the loss was not finite for {self.bad_steps} consecutive steps (last at epoch "
-                    f"{self.current_epoch}, step {self.global_step}); lower the learning rate or add warm-up"
-                )
-            return None
-        self.bad_steps = 0
-        return loss
+        return self.guard(self._shared_step(batch, "train"))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "val")
@@ -165,23 +120,8 @@ class ImageClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp: Any = self.hparams
-        groups = self.parameter_groups()
-        if hp.optimizer == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(
-                groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
-            )
-        elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(groups, lr=hp.lr, betas=(hp.momentum, 0.999), weight_decay=hp.weight_decay)
-        else:
+        if hp.optimizer not in ("sgd", "adamw"):
             raise HyperzooError(f"unknown optimizer {hp.optimizer!r}; use 'sgd' or 'adamw'")
-        total = int(self.trainer.estimated_stepping_batches)
-        epochs = max(1, self.trainer.max_epochs or 1)
-        per_epoch = total / epochs
-        milestones = [int(round(m * per_epoch)) for m in (hp.milestones or [])]
-        warmup = int(round(hp.warmup_epochs * per_epoch))
-
-        def factor(step: int) -> float:
-            return lr_factor(step, total, hp.schedule, warmup, milestones, hp.gamma)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        opt = make_optimizer(self.parameter_groups(), hp.optimizer, hp.lr, hp.momentum, hp.nesterov, hp.weight_decay)
+        sched = step_schedule(opt, self.trainer, hp.schedule, hp.milestones, hp.gamma, hp.warmup_epochs)
+        return {"optimizer": opt, "lr_scheduler": sched}

@@ -1,0 +1,87 @@
+"""Pieces every hyperzoo LightningModule shares: optimizers, per-step schedules, and skipping non-finite steps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from hyperzoo.errors import HyperzooError
+from hyperzoo.lightning.schedule import lr_factor
+
+__all__ = ["NonFiniteGuard", "make_optimizer", "step_schedule"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def make_optimizer(
+    groups: Iterable[Any], name: str, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0
+) -> torch.optim.Optimizer:
+    """``sgd`` (momentum, optionally Nesterov, L2 decay), ``adam`` (L2 decay) or ``adamw`` (decoupled decay).
+
+    ``momentum`` is SGD's momentum and Adam's beta1.
+    """
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    raise HyperzooError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+def step_schedule(
+    optimizer: torch.optim.Optimizer,
+    trainer: pl.Trainer,
+    schedule: str,
+    milestones: Iterable[float] | None = None,
+    gamma: float = 0.1,
+    warmup_epochs: float = 0.0,
+) -> dict[str, Any]:
+    """A per-step :func:`lr_factor` schedule as Lightning's ``lr_scheduler`` dict.
+
+    Milestones and warm-up are given in epochs (fractions allowed) and converted with the trainer's
+    ``estimated_stepping_batches``, so ``max_steps`` runs and ``max_epochs`` runs both work.
+    """
+    total = int(trainer.estimated_stepping_batches)
+    per_epoch = float(trainer.num_training_batches) / max(1, trainer.accumulate_grad_batches)
+    if not math.isfinite(per_epoch) or per_epoch <= 0:  # an iterable without a length: count epochs in steps
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        per_epoch = total / epochs
+    steps = [int(round(m * per_epoch)) for m in (milestones or [])]
+    warmup = int(round(warmup_epochs * per_epoch))
+
+    def factor(step: int) -> float:
+        return lr_factor(step, total, schedule, warmup, steps, gamma)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"scheduler": sched, "interval": "step"}
+
+
+class NonFiniteGuard:
+    """Mixin for LightningModules: a step whose loss is NaN/inf is skipped and counted; too many in a row abort.
+
+    ``training_step`` returns ``self.guard(loss)``: the loss, or ``None`` (Lightning then skips backward and the
+    optimizer step, so the weights stay intact). ``max_bad_steps`` must be a hyperparameter of the module.
+    """
+
+    bad_steps: int = 0
+    skipped_steps: int = 0
+
+    def guard(self: Any, loss: Tensor) -> Tensor | None:
+        if bool(torch.isfinite(loss)):
+            self.bad_steps = 0
+            return loss
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        if self.bad_steps >= self.hparams.max_bad_steps:
+            raise HyperzooError(
+                f"the loss was not finite for {self.bad_steps} consecutive steps (last at epoch {self.current_epoch}, "
+                f"step {self.global_step}); lower the learning rate, add warm-up or clip gradients harder"
+            )
+        return None

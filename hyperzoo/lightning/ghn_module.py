@@ -1,0 +1,219 @@
+"""Training a graph hypernetwork as a LightningModule (Knyazev et al. 2021, Sec. 4; Knyazev et al. 2023).
+
+One step: a meta-batch of architectures and one image batch arrive (:class:`~hyperzoo.data.GraphImageDataModule`);
+each network is built structure-only on the ``meta`` device from its ``net_args`` (no memory, no weight init), the
+GHN predicts the parameters of all of them in one batched pass, every network runs on the same images through
+:func:`torch.func.functional_call` with its predicted parameters (batch-norm in batch-statistics mode), and the
+loss is the mean cross-entropy over the networks (plus GHN-3's optional penalty on predicted-parameter norms).
+Gradients reach the GHN through the predicted tensors; clipping, mixed precision, DDP and checkpoint/resume are
+the Trainer's. A non-finite loss skips the step (counted, aborting after ``max_bad_steps`` in a row).
+
+Validation predicts the datamodule's held-out architectures once and reports their mean top-1 (predicted
+parameters only, no fine-tuning), the metric of the papers.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from hyperzoo.ghn.ghn import GHN, set_bn_batch_stats
+from hyperzoo.ghn.variants import create_ghn
+from hyperzoo.graphs.arch_graph import ArchGraph, shape_to_4d
+from hyperzoo.lightning.common import NonFiniteGuard, make_optimizer, step_schedule
+
+__all__ = ["GHNModule", "build_target", "prune_unpredicted", "reshape_graph"]
+
+
+def reshape_graph(graph: ArchGraph, net: nn.Module) -> ArchGraph:
+    """A copy of ``graph`` whose parameter nodes carry ``net``'s shapes (the same architecture at another width)."""
+    params = dict(net.named_parameters())
+    shape = graph.shape.clone()
+    for v, name in enumerate(graph.param_names):
+        if name and name in params:
+            shape[v] = torch.tensor(shape_to_4d(tuple(params[name].shape)))
+    out = graph.clone()
+    out.shape = shape
+    return out
+
+
+def build_target(net_args: dict[str, Any], num_classes: int, width: int | None = None) -> nn.Module:
+    """The network of ``net_args`` on the meta device, batch-norm in batch-statistics mode (no running stats)."""
+    from hyperzoo.nets.deepnets1m import build_network
+
+    net = build_network(net_args, C=width, num_classes=num_classes, device="meta")
+    return set_bn_batch_stats(net)
+
+
+def prune_unpredicted(net: nn.Module, params: dict[str, Tensor]) -> nn.Module:
+    """Sets the parameters without a prediction to ``None``.
+
+    Modules absent from the graph (e.g. a cell's unused input preprocessing) then count as removed, as the
+    reference prunes them (``Network`` skips such ops).
+    """
+    modules = dict(net.named_modules())
+    for name, _ in list(net.named_parameters()):
+        if name not in params:
+            module_name, _, leaf = name.rpartition(".")
+            modules[module_name]._parameters[leaf] = None
+    return net
+
+
+def _logits(net: nn.Module, params: dict[str, Tensor], images: Tensor) -> Tensor:
+    out = functional_call(net, params, (images,), strict=False)
+    return out[0] if isinstance(out, tuple) else out
+
+
+class GHNModule(NonFiniteGuard, pl.LightningModule):
+    """Trains a GHN variant (``ghn1``, ``ghn2``, ``mlp``, ``ghn3_t``, ...) on a graph dataset and images.
+
+    Args:
+        ghn: the variant name (:func:`hyperzoo.ghn.list_ghns`).
+        ghn_kwargs: overrides of the variant's configuration, e.g. ``{hid: 64}``.
+        num_classes: classes of the image dataset (linked from the data module by ``hyperzoo fit``).
+        optimizer: ``adam`` (GHN-2: lr 1e-3, weight decay 1e-5), ``adamw`` (GHN-3: 4e-4, 1e-2) or ``sgd``.
+        lr, momentum, weight_decay: optimizer settings (``momentum`` is Adam's beta1).
+        schedule: ``step`` (GHN-2: x0.1 at epochs 200 and 250 of 300), ``cosine`` (GHN-3, with warm-up) or
+            ``constant``; applied per step.
+        milestones, gamma, warmup_epochs: schedule settings, in epochs.
+        label_smoothing: of the cross-entropy loss (0.1 on ImageNet in the references).
+        predparam_wd: weight of GHN-3's penalty ``sum ||p||_F`` over predicted tensors (3e-5 in GHN-3, 0 in GHN-2).
+        widths: training networks are built with a width drawn from this list at every step (the reference draws
+            from 32..128 step 16 for CIFAR-10); None keeps each graph's stored width (32 for DeepNets-1M).
+        channels_last: run the target networks' convolutions channels-last (about 2x faster on CPU).
+        max_bad_steps: consecutive non-finite steps tolerated before aborting.
+    """
+
+    def __init__(
+        self,
+        ghn: str = "ghn2",
+        ghn_kwargs: dict[str, Any] | None = None,
+        num_classes: int = 10,
+        optimizer: Literal["adam", "adamw", "sgd"] = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-5,
+        schedule: Literal["step", "cosine", "constant"] = "step",
+        milestones: list[float] | None = None,
+        gamma: float = 0.1,
+        warmup_epochs: float = 0.0,
+        label_smoothing: float = 0.0,
+        predparam_wd: float = 0.0,
+        widths: list[int] | None = None,
+        channels_last: bool = True,
+        max_bad_steps: int = 50,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.ghn: GHN = create_ghn(ghn, num_classes=num_classes, **(ghn_kwargs or {}))
+        self.bad_steps = 0
+        self.skipped_steps = 0
+        self._val_preds: list[tuple[nn.Module, dict[str, Tensor]]] = []
+        self._rng = random.Random(0)
+
+    @property
+    def hp(self) -> Any:
+        return self.hparams
+
+    # ------------------------------------------------------------------ targets
+    def _targets(self, graphs: list[ArchGraph], widths: list[int] | None) -> tuple[list[nn.Module], list[ArchGraph]]:
+        nets, out_graphs = [], []
+        for g in graphs:
+            width = self._rng.choice(widths) if widths else None
+            net = build_target(g.net_args, self.hp.num_classes, width)
+            nets.append(net)
+            out_graphs.append(reshape_graph(g, net) if width is not None else g)
+        return nets, out_graphs
+
+    def _prepare(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.hp.channels_last:
+            return params
+        return {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v) for k, v in params.items()}
+
+    def _images(self, images: Tensor) -> Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.hp.channels_last else images
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: tuple[Tensor, Tensor, list[ArchGraph]], batch_idx: int) -> Tensor | None:
+        images, labels, graphs = batch
+        images = self._images(images)
+        self._rng.seed(hash((self.hp.num_classes, self.global_step, self.global_rank)))
+        nets, graphs = self._targets(graphs, self.hp.widths)
+        preds = self.ghn.predict_batch(nets, graphs)
+        for net, params in zip(nets, preds):
+            prune_unpredicted(net, params)
+        losses, correct = [], []
+        for net, params in zip(nets, preds):
+            logits = _logits(net, self._prepare(params), images)
+            losses.append(F.cross_entropy(logits.float(), labels, label_smoothing=self.hp.label_smoothing))
+            correct.append((logits.argmax(1) == labels).float().mean())
+        loss = torch.stack(losses).mean()
+        if self.hp.predparam_wd > 0:
+            reg = sum(p.norm() for pred in preds for p in pred.values())
+            loss = loss + self.hp.predparam_wd * reg / len(preds)
+        n = len(labels)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/acc", torch.stack(correct).mean(), prog_bar=True, batch_size=n)
+        self.log("train/archs", float(len(nets)), batch_size=n)
+        return self.guard(loss)
+
+    def on_validation_epoch_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        graphs = list(getattr(dm, "val_graphs", []) or [])
+        self._val_preds = []
+        if not graphs:
+            return
+        with torch.no_grad():
+            nets = [build_target(g.net_args, self.hp.num_classes) for g in graphs]
+            preds = self.ghn.predict_batch(nets, graphs)
+        self._val_preds = [(prune_unpredicted(net, p), self._prepare(p)) for net, p in zip(nets, preds)]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        if not self._val_preds:
+            return
+        images, labels = batch
+        images = self._images(images)
+        accs = torch.stack([(_logits(net, p, images).argmax(1) == labels).float().mean() for net, p in self._val_preds])
+        self.log("val/acc", accs.mean(), prog_bar=True, batch_size=len(labels), sync_dist=True)
+        self.log("val/acc_best_arch", accs.max(), batch_size=len(labels), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._val_preds = []
+
+    # ------------------------------------------------------------------ optimisation and checkpoints
+    def configure_optimizers(self) -> Any:
+        hp = self.hp
+        opt = make_optimizer(self.ghn.parameters(), hp.optimizer, hp.lr, hp.momentum, weight_decay=hp.weight_decay)
+        milestones = hp.milestones if hp.milestones is not None else [200, 250]
+        sched = step_schedule(opt, self.trainer, hp.schedule, milestones, hp.gamma, hp.warmup_epochs)
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ghn_config"] = self.ghn.config  # load_ghn(.ckpt) rebuilds the GHN from this
+        checkpoint["skipped_steps"] = self.skipped_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_steps = int(checkpoint.get("skipped_steps", 0))
+
+    def on_train_end(self) -> None:
+        """Exports the trained GHN as ``<default_root_dir>/ghn.safetensors`` + JSON card (rank zero)."""
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            from pathlib import Path
+
+            from hyperzoo.ghn.checkpoint import save_ghn
+
+            save_ghn(
+                self.ghn,
+                Path(self.trainer.default_root_dir) / "ghn.safetensors",
+                variant=self.hp.ghn,
+                global_step=int(self.global_step),
+                epoch=int(self.current_epoch),
+                skipped_steps=int(self.skipped_steps),
+                hparams={k: v for k, v in self.hp.items()},
+            )

@@ -1,0 +1,45 @@
+"""Meta-batches of architectures paired with image batches (the GHN training sampler)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hyperzoo.data.meta_batches import MetaBatchSampler, meta_batches
+from hyperzoo.errors import DataError
+
+
+def test_meta_batches_respect_size_and_node_budget():
+    nodes = np.array([100, 300, 50, 400, 200, 100, 100, 600])
+    groups = meta_batches(range(8), nodes, meta_batch=3, max_nodes=700)
+    assert [i for g in groups for i in g] == list(range(8))  # nothing lost, order kept
+    assert all(len(g) <= 3 and nodes[g].sum() <= 700 for g in groups)
+    assert meta_batches(range(4), nodes, meta_batch=8, max_nodes=None) == [[0, 1, 2, 3]]
+
+
+def test_sampler_pairs_every_image_batch_with_a_meta_batch():
+    nodes = np.full(10, 50)
+    sampler = MetaBatchSampler(100, batch_size=16, num_nodes=nodes, meta_batch=4, num_replicas=1, rank=0)
+    steps = list(sampler)
+    assert len(steps) == len(sampler) == 100 // 16  # drop_last: full image batches only
+    assert all(len(images) == 16 and 1 <= len(graphs) <= 4 for images, graphs in steps)
+    seen = [i for _, graphs in steps for i in graphs]
+    assert set(seen) == set(range(10))  # the store is cycled, every graph used
+    sampler.set_epoch(1)
+    assert [g for _, g in sampler] != [g for _, g in steps]  # a new permutation each epoch
+
+
+def test_ranks_get_different_architectures_and_big_graphs_are_left_out():
+    nodes = np.array([50] * 8 + [5000])
+    a = list(MetaBatchSampler(64, 8, nodes, meta_batch=2, max_nodes=2200, num_replicas=2, rank=0))
+    b = list(MetaBatchSampler(64, 8, nodes, meta_batch=2, max_nodes=2200, num_replicas=2, rank=1))
+    assert len(a) == len(b)
+    for (ia, ga), (ib, gb) in zip(a, b):
+        assert not set(ga) & set(gb) and not set(ia.tolist()) & set(ib.tolist())
+    assert 8 not in {i for _, g in a + b for i in g}
+
+
+def test_no_graph_within_budget_is_an_error():
+    with pytest.raises(DataError, match="max_nodes"):
+        MetaBatchSampler(torch.arange(10), 2, np.array([500, 600]), max_nodes=100)
