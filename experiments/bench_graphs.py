@@ -13,7 +13,6 @@ Run: python experiments/bench_graphs.py [--store graphs/val.h5] [--repeats 5] [-
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import time
@@ -23,21 +22,12 @@ warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*
 
 import torch  # noqa: E402
 
+from hyperzoo.bench import cpu_name  # noqa: E402
 from hyperzoo.graphs import graph_from_module  # noqa: E402
 from hyperzoo.graphs.store import GraphStore  # noqa: E402
 from hyperzoo.nets import create_model  # noqa: E402
 from hyperzoo.nets.deepnets1m import build_network  # noqa: E402
 from hyperzoo.nets.deepnets1m.splits import candidate  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def time_graph(name: str, repeats: int) -> tuple[float, int]:

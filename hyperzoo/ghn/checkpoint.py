@@ -172,7 +172,7 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> GHN2:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except Exception as exc:  # safetensors raises its own error types (SafetensorError, HeaderTooLarge, ...)
         raise DataError(f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}") from exc
     if "config" in header:
@@ -268,4 +268,9 @@ def from_pretrained(name_or_path: str | os.PathLike[str], map_location: str | to
     """A trained GHN by shipped name (``"ghn2-cifar10"``) or from a checkpoint file (see :func:`load_ghn`)."""
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
         return load_ghn(pretrained_path(name_or_path), map_location)
-    return load_ghn(name_or_path, map_location)
+    path = Path(name_or_path)
+    if not path.exists() and not path.suffix and len(path.parts) == 1:
+        raise DataError(
+            f"unknown pretrained GHN {str(name_or_path)!r} and no such file; shipped: {sorted(PRETRAINED)}"
+        )
+    return load_ghn(path, map_location)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from hyperzoo.graphs.topology import topological_depth
 
-__all__ = ["GatedGNN", "SweepStep", "sweep_plan"]
+__all__ = ["GatedGNN", "SweepStep", "node_by_node", "sweep_plan"]
 
 
 @dataclass
@@ -141,3 +141,30 @@ class GatedGNN(nn.Module):
                 for step in steps:
                     h = self._step(h, step)
         return h
+
+
+def node_by_node(gnn: GatedGNN, x: Tensor, edge_index: Tensor, edge_dist: Tensor) -> Tensor:
+    """The reference's schedule of the same update: one node per sequential step (``2 N`` steps per round).
+
+    Each step gathers the node's incoming (forward sweep) or outgoing (backward sweep) edges with a mask, as ppuda's
+    ``GatedGNN`` does, and applies the message MLPs and the GRU to that node alone. It exists as the baseline of
+    ``experiments/bench_ghn.py`` and as the test oracle of :class:`GatedGNN`'s depth-batched schedule.
+    """
+    if not gnn.ve:
+        keep = edge_dist == 1
+        edge_index, edge_dist = edge_index[:, keep], edge_dist[keep]
+    src, dst = edge_index
+    inv = (1.0 / edge_dist.to(x.dtype)).unsqueeze(1)
+    real = edge_dist == 1
+    h = x
+    for _ in range(gnn.T):
+        for forward in (True, False):
+            receiver, sender = (dst, src) if forward else (src, dst)
+            order = range(h.shape[0]) if forward else reversed(range(h.shape[0]))
+            for v in order:
+                into = receiver == v
+                m = gnn.message(h[sender[into & real]]).sum(0, keepdim=True)
+                if gnn.virtual_message is not None:
+                    m = m + (gnn.virtual_message(h[sender[into]]) * inv[into]).sum(0, keepdim=True)
+                h = torch.cat([h[:v], gnn.gru(m, h[v : v + 1]), h[v + 1 :]])
+    return h

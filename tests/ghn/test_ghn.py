@@ -13,6 +13,7 @@ warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*
 
 from hyperzoo.errors import ConfigError, DataError, HyperzooError  # noqa: E402
 from hyperzoo.ghn import GHN2, GatedGNN, ShapeEncoder, load_reference_checkpoint, normalize_parameter, tile_to_shape  # noqa: E402
+from hyperzoo.ghn.gatedgnn import node_by_node as reference_schedule  # noqa: E402
 from hyperzoo.graphs import graph_from_module  # noqa: E402
 from hyperzoo.graphs.arch_graph import ArchGraph  # noqa: E402
 
@@ -60,7 +61,9 @@ def test_depth_batched_gnn_equals_node_by_node(ve):
     with torch.no_grad():
         expected = node_by_node(gnn, x, edge_index, edge_dist)
         got = gnn(x, g.edge_index, g.edge_dist)
+        masked = reference_schedule(gnn, x, g.edge_index, g.edge_dist)  # the benchmark's baseline
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(masked, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_depth_batched_gnn_on_resnet_graph():
@@ -196,3 +199,51 @@ def test_ops_outside_the_reference_vocabulary_are_an_error():
     g.op[1] = 15
     with pytest.raises(HyperzooError, match="cannot predict ops"):
         GHN2(hid=16, max_shape=(16, 16, 3, 3)).embed_nodes(g)
+
+
+def test_batched_prediction_equals_one_by_one():
+    from hyperzoo.ghn import create_ghn
+    from hyperzoo.nets import create_model
+
+    torch.manual_seed(0)
+    for name in ("ghn2", "ghn3_t"):
+        extra = {"layers": 1, "heads": 2} if name == "ghn3_t" else {}
+        ghn = create_ghn(name, hid=16, max_shape=(16, 16, 3, 3), **extra).eval()
+        nets = [create_model("resnet20"), TinyNet(), create_model("resnet8", width=2)]
+        with torch.no_grad():
+            batched = ghn.predict_batch(nets)
+            single = [ghn.predict_parameters(n) for n in nets]
+        for a, b in zip(batched, single):
+            assert a.keys() == b.keys()
+            for k in a:
+                torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_unpredictable_layers_are_named_or_skipped():
+    from hyperzoo.ghn import UnpredictableLayerError, create_ghn
+    from hyperzoo.nets import create_model
+
+    vit = create_model("vit_b_16", num_classes=10, adapt_cifar=True)
+    ghn = create_ghn("ghn2", hid=16, max_shape=(16, 16, 3, 3)).eval()  # the reference's 15 ops
+    with pytest.raises(UnpredictableLayerError, match="class_token"):
+        ghn.predict_parameters(vit)
+    with pytest.warns(UserWarning, match="unpredicted"), torch.no_grad():
+        pred = ghn.predict_parameters(vit, skip_unknown=True)
+    params = dict(vit.named_parameters())
+    assert "class_token" not in pred and "encoder.pos_embedding" in pred
+    assert len(pred) == len(params) - 1 and all(pred[k].shape == params[k].shape for k in pred)
+
+
+def test_shapes_beyond_the_decoder_are_tiled():
+    from hyperzoo.ghn import create_ghn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 40, 5), nn.BatchNorm2d(40), nn.Flatten(), nn.LazyLinear(10))
+    net(torch.randn(2, 3, 8, 8))
+    net.expected_input_size = 8
+    ghn = create_ghn("ghn2", hid=16, max_shape=(16, 16, 3, 3), weight_norm=False).eval()
+    with torch.no_grad():
+        w = ghn.predict_parameters(net)["0.weight"]  # 40 x 3 x 5 x 5 from a 16 x 16 x 3 x 3 decoder
+    assert w.shape == (40, 3, 5, 5)
+    torch.testing.assert_close(w[16:32], w[:16])  # out-channels repeat every 16
+    torch.testing.assert_close(w[:, :, 3:, 3:], w[:, :, :2, :2])  # kernels repeat every 3 positions

@@ -1,0 +1,151 @@
+"""Benchmark of GHN-2 parameter prediction and training (the GHN issue), with an in-run baseline.
+
+Measures, on this machine and in one run:
+  * median time to predict all parameters of torchvision ResNet-50 (224x224 graph prebuilt), with 1 and 2 threads,
+    for hyperzoo's GHN-2 and for the same GHN with the reference's node-by-node GatedGNN schedule (the baseline:
+    ``hyperzoo.ghn.gatedgnn.node_by_node``, one node per sequential step with masked edge gathers, as ppuda);
+  * end to end: graph building + prediction + writing the parameters into the model (``ghn(model)``);
+  * peak resident memory of a fresh process doing the end-to-end prediction;
+  * training throughput: architectures per second at meta-batch 8 on CIFAR-10-sized batches (64 images, 32x32,
+    DeepNets-1M training networks at width 32), with the top operators of a torch.profiler run.
+
+Run: python experiments/bench_ghn.py [--repeats 5] [--train-steps 3] [--store experiments/runs/graphs/train.h5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from hyperzoo.bench import cpu_name, median_seconds  # noqa: E402
+from hyperzoo.ghn import create_ghn  # noqa: E402
+from hyperzoo.ghn.gatedgnn import node_by_node  # noqa: E402
+from hyperzoo.graphs import graph_from_module  # noqa: E402
+from hyperzoo.nets import create_model  # noqa: E402
+
+_E2E = """
+import resource, time, warnings, torch
+warnings.filterwarnings("ignore")
+from hyperzoo.ghn import create_ghn
+from hyperzoo.nets import create_model
+torch.set_num_threads(1)
+ghn = create_ghn("ghn2").eval()
+model = create_model("resnet50", num_classes=10)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.no_grad():
+    ghn(model)
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def prediction(repeats: int) -> dict[str, float]:
+    ghn = create_ghn("ghn2").eval()  # the ghn2_cifar10 architecture (weights do not change the timing)
+    model = create_model("resnet50", num_classes=10)
+    graph = graph_from_module(model)
+    gnn_forward = ghn.gnn.forward
+    out: dict[str, float] = {
+        "nodes": float(graph.num_nodes),
+        "params": float(sum(p.numel() for p in model.parameters())),
+    }
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            out[f"ours_{threads}t"] = median_seconds(lambda: ghn.predict_parameters(graph, model), repeats)
+            out[f"ours_e2e_{threads}t"] = median_seconds(lambda: ghn(model), repeats)
+            ghn.gnn.forward = lambda x, ei, ed, plan=None: node_by_node(ghn.gnn, x, ei, ed)  # type: ignore[method-assign]
+            try:
+                out[f"baseline_{threads}t"] = median_seconds(lambda: ghn.predict_parameters(graph, model), repeats)
+                out[f"baseline_e2e_{threads}t"] = median_seconds(lambda: ghn(model), repeats)
+            finally:
+                ghn.gnn.forward = gnn_forward  # type: ignore[method-assign]
+    torch.set_num_threads(1)
+    return out
+
+
+def peak_memory() -> tuple[float, float]:
+    proc = subprocess.run([sys.executable, "-c", _E2E], capture_output=True, text=True, check=True)
+    base, peak = (int(v) for v in proc.stdout.split()[-2:])
+    return base / 1024, peak / 1024  # ru_maxrss is in KiB on Linux
+
+
+def training(store_path: str, steps: int, width: int = 32) -> dict[str, object]:
+    from torch.profiler import ProfilerActivity, profile
+
+    from hyperzoo.graphs.store import GraphStore
+    from hyperzoo.lightning.ghn_module import _logits, build_target, prune_unpredicted, reshape_graph
+
+    torch.manual_seed(0)
+    store = GraphStore(store_path)
+    ghn = create_ghn("ghn2").train()
+    opt = torch.optim.Adam(ghn.parameters(), 1e-3)
+    images = torch.randn(64, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (64,))
+
+    def step(i: int) -> None:
+        graphs = [store[8 * i + j] for j in range(8)]
+        nets = [build_target(g.net_args, 10, width) for g in graphs]
+        graphs = [reshape_graph(g, n) for g, n in zip(graphs, nets)]
+        preds = ghn.predict_batch(nets, graphs)
+        loss = 0.0
+        for net, p in zip(nets, preds):
+            prune_unpredicted(net, p)
+            p = {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v) for k, v in p.items()}
+            loss = loss + F.cross_entropy(_logits(net, p, images), labels)
+        opt.zero_grad()
+        (loss / 8).backward()  # type: ignore[operator]
+        torch.nn.utils.clip_grad_norm_(ghn.parameters(), 5.0)
+        opt.step()
+
+    step(0)  # warm-up
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    seconds = (time.perf_counter() - start) / steps
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(steps + 1)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10)
+    return {"seconds_per_step": seconds, "archs_per_second": 8 / seconds, "profile": table}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
+    p.add_argument("--train-steps", type=int, default=3, help="timed training steps (0 skips training)")
+    p.add_argument("--store", default="graphs/val.h5", help="graph store of the training networks")
+    p.add_argument("--json", help="also write the numbers here")
+    args = p.parse_args()
+    print(f"machine: {cpu_name()}, torch {torch.__version__}")
+    pred = prediction(args.repeats)
+    print(f"ResNet-50 (224x224 graph, {int(pred['nodes'])} nodes, {pred['params'] / 1e6:.1f}M parameters), GHN-2:")
+    for t in (1, 2):
+        for what, key in (("predict (graph prebuilt)", ""), ("end to end (graph + predict + fill)", "e2e_")):
+            ours, base = pred[f"ours_{key}{t}t"], pred[f"baseline_{key}{t}t"]
+            print(f"  {t} thread(s) {what:38s} hyperzoo {ours * 1000:7.1f} ms   node-by-node baseline "
+                  f"{base * 1000:7.1f} ms   speed-up {base / ours:5.1f}x")  # fmt: skip
+    base_mb, peak_mb = peak_memory()
+    print(f"  peak RSS of a fresh process predicting ResNet-50: {peak_mb:.0f} MB ({peak_mb - base_mb:.0f} MB above "
+          f"the {base_mb:.0f} MB after imports and model construction)")  # fmt: skip
+    result: dict[str, object] = {"prediction": pred, "peak_rss_mb": peak_mb, "rss_before_mb": base_mb}
+    if args.train_steps:
+        train = training(args.store, args.train_steps)
+        print(f"training, meta-batch 8, 64 images, width 32, 1 thread: {train['seconds_per_step']:.2f} s/step = "
+              f"{train['archs_per_second']:.2f} architectures/s")  # fmt: skip
+        print(train["profile"])
+        result["training"] = {k: v for k, v in train.items() if k != "profile"}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

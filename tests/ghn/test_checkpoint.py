@@ -1,0 +1,104 @@
+"""hyperzoo's GHN checkpoints (safetensors + JSON), ``from_pretrained``, and what bad files get."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from hyperzoo.errors import DataError, UnknownNameError
+from hyperzoo.ghn import GHN, create_ghn, from_pretrained, ghn_config, list_ghns, load_ghn, read_card, save_ghn
+from hyperzoo.nets import create_model
+
+TINY = {"hid": 16, "max_shape": (16, 16, 3, 3)}
+
+
+@pytest.mark.parametrize("name", ["ghn1", "ghn2", "mlp", "ghn3_t"])
+def test_save_load_round_trip_predicts_the_same(tmp_path, name):
+    torch.manual_seed(0)
+    extra = {"layers": 1, "heads": 2} if name.startswith("ghn3") else {}
+    ghn = create_ghn(name, **TINY, **extra).eval()
+    path = save_ghn(ghn, tmp_path / name, steps=12, data="CIFAR-10 (JPEG)")
+    assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+    card = read_card(path)
+    assert card["config"] == json.loads(json.dumps(ghn.config)) and card["metadata"]["steps"] == 12
+    loaded = load_ghn(path)
+    assert not loaded.training and loaded.config == ghn.config
+    net = create_model("resnet20")
+    with torch.no_grad():
+        a, b = ghn.predict_parameters(net), loaded.predict_parameters(net)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the directory, the JSON card and from_pretrained(path) all reach the same file
+    assert load_ghn(tmp_path / f"{name}.json").config == ghn.config
+    assert from_pretrained(str(path)).config == ghn.config
+
+
+def test_variants_by_name():
+    assert {"ghn1", "ghn2", "mlp", "ghn3_t", "ghn3_s"} <= set(list_ghns())
+    assert ghn_config("ghn1")["ve"] is False and ghn_config("ghn2")["ve"] is True
+    assert ghn_config("ghn2", num_classes=100)["num_classes"] == 100
+    n = sum(p.numel() for p in create_ghn("ghn2").parameters())
+    assert n == 1_620_764  # the reference ghn2_cifar10.pt (ghn.md C.4)
+    assert sum(p.numel() for p in create_ghn("ghn1").parameters()) == 1_620_668
+    assert sum(p.numel() for p in create_ghn("mlp").parameters()) == 1_614_396
+    with pytest.raises(UnknownNameError, match="ghn2"):
+        create_ghn("ghn_2")
+
+
+def test_corrupt_and_truncated_files_are_refused(tmp_path):
+    path = save_ghn(create_ghn("ghn2", **TINY), tmp_path / "ghn")
+    data = path.read_bytes()
+    (tmp_path / "trunc.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        load_ghn(tmp_path / "trunc.safetensors")
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(DataError, match="not a readable safetensors"):
+        load_ghn(tmp_path / "garbage.safetensors")
+    with pytest.raises(DataError, match="not found"):
+        load_ghn(tmp_path / "missing.safetensors")
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    path = save_ghn(create_ghn("ghn2", **TINY), tmp_path / "ghn")
+    big = create_ghn("ghn2", hid=32, max_shape=(16, 16, 3, 3))
+    from safetensors.torch import save_file
+
+    header = {"config": json.dumps(create_ghn("ghn2", **TINY).config)}
+    save_file({k: v.contiguous() for k, v in big.state_dict().items()}, str(tmp_path / "other.safetensors"), header)
+    with pytest.raises(DataError, match="another GHN"):
+        load_ghn(tmp_path / "other.safetensors")
+    assert load_ghn(path).hid == 16
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickles_with_code_are_refused(tmp_path):
+    evil = tmp_path / "evil.pt"
+    with evil.open("wb") as f:
+        pickle.dump({"state_dict": {}, "config": {}, "x": _Exploit()}, f)
+    with pytest.raises(DataError, match="weights_only"):
+        load_ghn(evil)
+    evil_ckpt = tmp_path / "evil.ckpt"
+    evil_ckpt.write_bytes(evil.read_bytes())
+    with pytest.raises(DataError, match="weights_only"):
+        load_ghn(evil_ckpt)
+
+
+def test_unknown_pretrained_name():
+    with pytest.raises(DataError, match="unknown pretrained GHN"):
+        from_pretrained("ghn9-imagenet")
+
+
+def test_ghn_class_checks_its_configuration():
+    from hyperzoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hypernet"):
+        GHN(hypernet="lstm")
+    with pytest.raises(ConfigError, match="max_shape"):
+        GHN(max_shape=(64, 64, 3))
