@@ -185,7 +185,8 @@ class GHN(nn.Module):
         else:
             edge_index, edge_dist, ptr = _batch_edges(graph_list, counts, self.s_max)
             if self.hypernet == "gatedgnn":
-                x = self.gnn(x, edge_index.to(device), edge_dist.to(device))
+                plan = _sweep_plan(graph_list, edge_index, edge_dist, self.s_max, self.ve, device)
+                x = self.gnn(x, edge_index.to(device), edge_dist.to(device), plan)
             else:
                 x = self.gnn(x, edge_index.to(device), edge_dist.to(device), ptr.to(device))
         return self.node_norm(x) if self.node_norm is not None else x
@@ -385,3 +386,29 @@ def _batch_edges(graphs: Sequence[ArchGraph], counts: Sequence[int], s_max: int)
         eis.append(g.edge_index[:, keep].long() + start)
         eds.append(g.edge_dist[keep])
     return torch.cat(eis, dim=1), torch.cat(eds), ptr
+
+
+def _sweep_plan(
+    graphs: Sequence[ArchGraph], edge_index: Tensor, edge_dist: Tensor, s_max: int, ve: bool, device: torch.device
+) -> Any:
+    """The GatedGNN's sweep plan of a batch; a single graph keeps its plan (a prebuilt graph is planned once).
+
+    The cache lives in the graph's instance ``__dict__`` (ArchGraph is unhashable), keyed by the edge tensor's
+    identity, the cutoff and the device, so an edited or re-cut graph is planned again.
+    """
+    from hyperzoo.ghn.gatedgnn import sweep_plan
+
+    if not ve:
+        keep = edge_dist == 1
+        edge_index, edge_dist = edge_index[:, keep], edge_dist[keep]
+    graph = graphs[0]
+    key = (graph.edge_index.data_ptr(), int(graph.edge_index.shape[1]), s_max, ve, str(device))
+    cached = graph.__dict__.get("_hyperzoo_plan")
+    if len(graphs) == 1 and cached is not None and cached[0] == key:
+        return cached[1]
+    n = sum(int(g.num_nodes) for g in graphs)
+    plan = sweep_plan(n, edge_index, edge_dist)
+    plan = tuple([step.to(device) for step in steps] for steps in plan)
+    if len(graphs) == 1:
+        graph.__dict__["_hyperzoo_plan"] = (key, plan)
+    return plan

@@ -56,7 +56,10 @@ def load_graph(
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if adapt_cifar:
-        kwargs["adapt_cifar"] = True
+        from hyperzoo.nets.factory import model_family
+
+        if model_family(spec) == "torchvision":
+            kwargs["adapt_cifar"] = True  # hyperzoo's CIFAR models are 32x32 networks already
     model = create_model(spec, **kwargs)
     return graph_from_module(model, input_size=input_size, s_max=s_max, name=spec)
 

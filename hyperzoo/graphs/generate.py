@@ -217,7 +217,8 @@ def generate_split(
         if bar is not None:
             bar.close()
     rate = made / max(time.perf_counter() - t0, 1e-9)
-    _merge(parts, out, meta, compression, extra={"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num})
+    extra = {"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num}
+    _merge(parts, out, meta, compression, extra, limit=num)  # parts of an earlier, longer request may hold more
     shutil.rmtree(parts_dir)
     return out
 
@@ -239,13 +240,22 @@ def _write_part(
     return path
 
 
-def _merge(parts: list[Path], out: Path, meta: dict[str, Any], compression: str | None, extra: dict[str, Any]) -> None:
-    """Concatenates the parts into ``out`` (atomically, through ``<out>.tmp``)."""
+def _merge(
+    parts: list[Path],
+    out: Path,
+    meta: dict[str, Any],
+    compression: str | None,
+    extra: dict[str, Any],
+    limit: int | None = None,
+) -> None:
+    """Concatenates the parts into ``out`` (atomically, through ``<out>.tmp``), at most ``limit`` graphs."""
     attrs = {**meta, **extra, "generator": "hyperzoo.graphs.generate", "num_parts": len(parts)}
     with GraphStoreWriter(out, compression=compression, attrs=attrs) as w:
         for p in parts:
             store = GraphStore(p)
             for i in range(len(store)):
+                if limit is not None and len(w) >= limit:
+                    return
                 g = store[i]
                 w.append(g, g.net_args)
 

@@ -119,6 +119,7 @@ class CifarResNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
+        self.expected_input_size = 32  # graph_from_module traces it at its own resolution
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 20, 32, ...), got {depth}")
         n = (depth - 2) // 6

@@ -65,6 +65,7 @@ class WideResNet(nn.Module):
         self, depth: int = 28, widen: int = 10, num_classes: int = 10, dropout: float = 0.0, in_channels: int = 3
     ) -> None:
         super().__init__()
+        self.expected_input_size = 32  # graph_from_module traces it at its own resolution
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"WRN depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 40, ...), got {depth}")
         n = (depth - 4) // 6

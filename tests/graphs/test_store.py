@@ -210,3 +210,16 @@ def test_in_memory_and_on_disk_reads_agree() -> None:
         assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_dist, b.edge_dist)
         assert a.param_names == b.param_names and a.name == b.name and a.net_args == b.net_args
     assert pickle.loads(pickle.dumps(memory))[3].name == memory[3].name
+
+
+def test_restart_with_fewer_graphs_keeps_exactly_num(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts left by a longer request (killed before its merge) give exactly ``num`` graphs to a shorter one."""
+    import hyperzoo.graphs.generate as gen
+
+    out = tmp_path / "train.h5"
+    monkeypatch.setattr(gen.shutil, "rmtree", lambda *a, **k: None)  # keep the parts, as a kill after merge would
+    gen.generate_split("train", 6, out, part_size=2, max_cells=1, progress=False)
+    out.unlink()
+    monkeypatch.undo()
+    gen.generate_split("train", 4, out, part_size=2, max_cells=1, progress=False)
+    assert len(GraphStore(out)) == 4

@@ -1,0 +1,499 @@
+"""Evaluating a GHN: predict every parameter of unseen networks, then measure their test accuracy with no training.
+
+This is the protocol of Knyazev et al. (NeurIPS 2021, Table 2; ppuda ``experiments/eval_ghn.py``): for each
+architecture, one GHN pass predicts all its parameters, which are copied into the network; batch-norm layers then
+normalize with **batch statistics** (running statistics are not predicted), and the network classifies the test set
+in batches of 64 with no fine-tuning. Reported per architecture: top-1/top-5 accuracy, parameter count and the time
+the GHN took; over architectures: mean and standard deviation.
+
+Architectures come from registered model names (:func:`architectures_from_names`, torchvision models adapted to
+32x32 inputs) or from a graph store of DeepNets-1M splits (:func:`architectures_from_store`), whose stored graphs
+are reused instead of being traced again. Images are served and normalized by hyperzoo's DataModules
+(:class:`EvalImages`), exactly as in training and validation.
+
+Example::
+
+    from hyperzoo.ghn import from_pretrained
+    from hyperzoo.ghn.evaluate import architectures_from_names, evaluate_predicted, summarize
+
+    ghn = from_pretrained("ghn2-cifar10")
+    results = evaluate_predicted(ghn, architectures_from_names(["resnet20", "vgg11_bn"]), "sample")
+    print(summarize(results)["mean_top1"])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from hyperzoo.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from hyperzoo.data.datamodules import ImageDataModule
+    from hyperzoo.ghn.ghn import GHN
+    from hyperzoo.graphs.arch_graph import ArchGraph
+
+__all__ = [
+    "Architecture",
+    "EvalImages",
+    "accuracy",
+    "architectures_from_names",
+    "architectures_from_store",
+    "build_named_model",
+    "evaluate_predicted",
+    "fill_predicted",
+    "format_table",
+    "load_eval_data",
+    "resolve_device",
+    "summarize",
+    "to_json",
+]
+
+#: the reference's evaluation batch size (batch statistics depend on it)
+EVAL_BATCH_SIZE = 64
+
+
+# ---------------------------------------------------------------------------------------------- architectures
+@dataclass
+class Architecture:
+    """A network to evaluate, built on demand so that only one is in memory at a time.
+
+    Args:
+        name: how results name it.
+        build: returns a freshly initialised network (random init: its values matter only for parameters the GHN
+            does not predict, and for the random-init baseline).
+        graph: its computation graph when known (a stored graph); None traces the network.
+        info: extra facts copied into its result (store index, ``net_args``, ...).
+    """
+
+    name: str
+    build: Callable[[], nn.Module]
+    graph: ArchGraph | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ArchitectureLike = Architecture | tuple[str, nn.Module] | tuple[str, nn.Module, "ArchGraph | None"]
+
+
+def build_named_model(name: str, num_classes: int = 10, adapt_cifar: bool = True) -> nn.Module:
+    """A registered model for ``num_classes`` classes; ``adapt_cifar`` applies to torchvision models only.
+
+    CIFAR ResNets and Wide ResNets are native 32x32 networks and take no ``adapt_cifar`` argument.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message suggests the closest names).
+    """
+    from hyperzoo.nets import create_model, model_family
+
+    family = model_family(name)  # raises UnknownNameError with suggestions
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    if family == "torchvision":
+        kwargs["adapt_cifar"] = adapt_cifar
+    return create_model(name, **kwargs)
+
+
+def architectures_from_names(
+    names: Iterable[str], num_classes: int = 10, adapt_cifar: bool = True
+) -> list[Architecture]:
+    """Registered models by name (``"resnet50"``, ``"vgg11_bn"``, ``"resnet20"``), torchvision ones adapted to 32x32.
+
+    Every name is checked here, so a typo fails before any evaluation starts.
+
+    Raises:
+        UnknownNameError: a name is not registered (with the closest names).
+        ConfigError: no names.
+    """
+    from hyperzoo.nets import model_family
+
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise ConfigError("no model names given; pass e.g. --models resnet20,vgg11_bn (`hyperzoo models` lists them)")
+    for name in names:
+        model_family(name)
+    return [
+        Architecture(name, partial(build_named_model, name, num_classes, adapt_cifar), info={"model": name})
+        for name in names
+    ]
+
+
+def architectures_from_store(
+    path: str | Path, num_classes: int = 10, indices: Sequence[int] | None = None, limit: int | None = None
+) -> list[Architecture]:
+    """The networks of a graph store (``graphs/test.h5``), rebuilt from their ``net_args``, with their stored graphs.
+
+    Args:
+        path: a store written by ``hyperzoo graphs generate`` (:class:`~hyperzoo.graphs.store.GraphStore`).
+        num_classes: classifier outputs of the rebuilt networks.
+        indices: only these graphs, in this order (default: all, in store order).
+        limit: only the first ``limit`` of them.
+
+    Raises:
+        DataError: the store is missing or unreadable, or a graph has no ``net_args``.
+        ConfigError: an index outside the store, or a bad ``limit``.
+    """
+    from hyperzoo.graphs.store import GraphStore
+    from hyperzoo.nets.deepnets1m import build_network
+
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit-archs must be at least 1, got {limit}")
+    store = GraphStore(path)
+    chosen = list(range(len(store))) if indices is None else [int(i) for i in indices]
+    bad = [i for i in chosen if not 0 <= i < len(store)]
+    if bad:
+        raise ConfigError(f"graph indices {bad[:5]} are outside {path}, which has graphs 0..{len(store) - 1}")
+    archs = []
+    for i in chosen[:limit]:
+        graph = store[i]
+        net_args = dict(getattr(graph, "net_args", None) or {})
+        if not net_args:
+            raise DataError(
+                f"{path}: graph {i} ({graph.name!r}) has no net_args, so its network cannot be rebuilt; "
+                "evaluate stores written by `hyperzoo graphs generate`"
+            )
+        name = str(graph.name or f"{Path(path).stem}/{i}")
+
+        def build(net_args: dict[str, Any] = net_args) -> nn.Module:
+            return build_network(net_args, num_classes=num_classes)
+
+        archs.append(Architecture(name, build, graph, {"index": i, "net_args": net_args}))
+    return archs
+
+
+def _same(model: nn.Module) -> nn.Module:
+    return model
+
+
+def _as_architectures(models: Mapping[str, nn.Module] | Iterable[ArchitectureLike]) -> list[Architecture]:
+    items = models.items() if isinstance(models, Mapping) else models
+    out = []
+    for item in items:
+        if isinstance(item, Architecture):
+            out.append(item)
+            continue
+        name, model, *rest = item
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"architecture {name!r}: expected an nn.Module, got {type(model).__name__}")
+        out.append(Architecture(str(name), partial(_same, model), rest[0] if rest else None))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- images
+class EvalImages:
+    """Normalized test batches of an image DataModule, in a fixed shuffled order.
+
+    Batches are produced by the DataModule's own pipeline (uint8 cache, ``on_after_batch_transfer``
+    normalization), so evaluation sees exactly what validation during training sees. The order is a fixed
+    permutation (``seed``): with batch statistics, a batch of a single class (caches are stored class by class)
+    would be normalized by that class's statistics; the reference evaluates torchvision's CIFAR-10 test set, whose
+    order is mixed.
+
+    Args:
+        dm: the DataModule (``setup`` is called here).
+        batch_size: images per batch (64 in the reference; batch statistics depend on it).
+        limit: only the first ``limit`` images of the permutation; None uses them all.
+        seed: seed of the permutation.
+        split: ``"test"`` (falls back to ``"val"``) or ``"val"``.
+    """
+
+    def __init__(
+        self,
+        dm: ImageDataModule,
+        batch_size: int = EVAL_BATCH_SIZE,
+        limit: int | None = None,
+        seed: int = 0,
+        split: str = "test",
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        if limit is not None and limit < 1:
+            raise ConfigError(f"--limit-images must be at least 1, got {limit}")
+        dm.prepare_data()
+        dm.setup("test")
+        prefer = (split, "val") if split == "test" else (split, "test")
+        found = [dm.eval_sets[s] for s in prefer if s in dm.eval_sets]
+        if not found:
+            raise DataError(f"{dm.source.description} has no {' or '.join(prefer)} split to evaluate on")
+        dataset = found[0]
+        self.dm, self.dataset, self.batch_size, self.seed = dm, dataset, int(batch_size), int(seed)
+        n = len(dataset)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        self.indices: Tensor = perm[: min(limit, n)] if limit is not None else perm
+        self.num_classes = int(dm.num_classes)
+        self.image_size = int(dataset.image_shape[0])
+        self.description = str(dm.source.description)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.indices)
+
+    def batches(self, device: torch.device | str = "cpu") -> Iterator[tuple[Tensor, Tensor]]:
+        """Yields ``(images float32 [b, c, h, w] normalized, labels int64 [b])`` on ``device``."""
+        for start in range(0, len(self.indices), self.batch_size):
+            images, labels = self.dataset[self.indices[start : start + self.batch_size]]
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            yield self.dm.on_after_batch_transfer((images, labels), 0)
+
+
+def load_eval_data(
+    root: str = "sample",
+    dataset: str = "cifar10",
+    batch_size: int = EVAL_BATCH_SIZE,
+    limit: int | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> EvalImages:
+    """Test images of CIFAR-10 (or CIFAR-100) from ``root`` (``"sample"``: the embedded 1,000 test images).
+
+    ``root`` is what :class:`~hyperzoo.data.CIFAR10DataModule` accepts: ``"sample"``, a ``.tar.gz`` such as
+    ``cifar10-jpeg.tar.gz``, an ImageFolder tree or torchvision's ``cifar-10-batches-py`` folder.
+    """
+    from hyperzoo.data import CIFAR10DataModule, CIFAR100DataModule
+
+    classes = {"cifar10": CIFAR10DataModule, "cifar100": CIFAR100DataModule}
+    if dataset not in classes:
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(classes)}")
+    dm = classes[dataset](root=root, eval_batch_size=batch_size, cache_dir=cache_dir)
+    return EvalImages(dm, batch_size=batch_size, limit=limit, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a device.
+
+    Raises:
+        ConfigError: CUDA asked for but not available, or an unknown device string.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"--device {device!r}: give auto, cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+    return dev
+
+
+def fill_predicted(model: nn.Module, params: Mapping[str, Tensor], bn_batch_stats: bool = True) -> nn.Module:
+    """Copies predicted tensors into ``model``'s parameters (values only), then switches batch norms to batch stats.
+
+    This is what ``ghn(model)`` does in eval mode; ``bn_batch_stats=False`` leaves the batch norms as they are
+    (see :func:`~hyperzoo.ghn.set_bn_batch_stats`).
+    """
+    from hyperzoo.ghn.ghn import set_bn_batch_stats
+
+    own = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in params.items():
+            own[name].copy_(tensor)
+    return set_bn_batch_stats(model) if bn_batch_stats else model
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: EvalImages, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Top-1 and top-5 accuracy (fractions in [0, 1]) of ``model`` on ``images``.
+
+    Top-5 is top-k with k = the number of classes when there are fewer than 5. The model's modes are used as they
+    are: switch batch norms to batch statistics before, for predicted parameters.
+    """
+    k = min(5, images.num_classes)
+    correct1 = correct5 = total = 0
+    for x, y in images.batches(device):
+        out = model(x)
+        logits = out[0] if isinstance(out, (tuple, list)) else out
+        top = logits.topk(k, dim=1).indices  # [b, k]
+        hits = top == y[:, None]
+        correct1 += int(hits[:, 0].sum())
+        correct5 += int(hits.any(dim=1).sum())
+        total += len(y)
+    if total == 0:
+        raise DataError("no test images to evaluate on")
+    return correct1 / total, correct5 / total
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate_predicted(
+    ghn: GHN,
+    models: Mapping[str, nn.Module] | Iterable[ArchitectureLike],
+    data: EvalImages | ImageDataModule | str = "sample",
+    batch_size: int = EVAL_BATCH_SIZE,
+    limit: int | None = None,
+    device: str | torch.device | None = "auto",
+    baseline_random: bool = False,
+    skip_unknown: bool = False,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Predicts the parameters of each architecture with ``ghn`` and measures its test accuracy, untrained.
+
+    For each network: build it (seeded), trace its graph unless one is given, predict all parameters in one GHN
+    pass (timed, under ``torch.no_grad``), copy them in, switch batch norms to batch statistics, and classify the
+    test images. Given ``nn.Module`` objects are changed in place (moved to ``device`` and filled).
+
+    Args:
+        ghn: the GHN (put in eval mode and moved to ``device``).
+        models: ``{name: network}``, ``(name, network)`` or ``(name, network, graph)`` pairs, or
+            :class:`Architecture` items (:func:`architectures_from_names`, :func:`architectures_from_store`).
+        data: an :class:`EvalImages`, an image DataModule, or a CIFAR-10 root for :func:`load_eval_data`
+            (``batch_size`` and ``limit`` apply to the latter two).
+        batch_size: test batch size (the reference's 64; batch statistics depend on it).
+        limit: evaluate on this many test images (a fixed random subset); None uses all.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``.
+        baseline_random: also evaluate each network at its default random initialisation (batch statistics too),
+            before prediction, as ``baseline_top1``/``baseline_top5``.
+        skip_unknown: leave parameters of ops the GHN cannot embed at their initial values (with a warning)
+            instead of raising :class:`~hyperzoo.ghn.UnpredictableLayerError`.
+        seed: seed of each network's random initialisation (and of the image order for a root or DataModule).
+        progress: a tqdm bar over architectures; None shows it when stderr is a terminal.
+
+    Returns:
+        One dict per architecture: ``name``, ``params`` (parameter count), ``predicted_tensors``/``tensors``,
+        ``predicted_params``, ``graph_s`` (tracing time, 0 for stored graphs), ``predict_s`` (GHN time), ``top1``,
+        ``top5``, ``eval_s``, ``num_images``, the architecture's ``info`` and, with ``baseline_random``,
+        ``baseline_top1``/``baseline_top5``.
+
+    Raises:
+        ConfigError: the GHN and the data disagree on the number of classes.
+    """
+    from tqdm.auto import tqdm
+
+    from hyperzoo.data.datamodules import ImageDataModule
+    from hyperzoo.graphs.from_module import graph_from_module
+
+    dev = resolve_device(device)
+    if isinstance(data, str):
+        images = load_eval_data(data, batch_size=batch_size, limit=limit, seed=seed)
+    elif isinstance(data, ImageDataModule):
+        images = EvalImages(data, batch_size=batch_size, limit=limit, seed=seed)
+    else:
+        images = data
+    if images.num_classes != ghn.num_classes:
+        raise ConfigError(
+            f"the GHN predicts classifiers for {ghn.num_classes} classes but {images.description} has "
+            f"{images.num_classes}; evaluate on a dataset with {ghn.num_classes} classes, "
+            "or use a GHN trained on this one"
+        )
+    archs = _as_architectures(models)
+    ghn = ghn.to(dev).eval()
+    results: list[dict[str, Any]] = []
+    bar = tqdm(archs, desc="architectures", unit="arch", disable=None if progress is None else not progress)
+    for arch in bar:
+        bar.set_postfix_str(arch.name, refresh=False)
+        with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's RNG alone
+            torch.manual_seed(seed)
+            model = arch.build()
+        graph, graph_s = arch.graph, 0.0
+        if graph is None:
+            t0 = time.perf_counter()
+            # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
+            size = getattr(model, "expected_input_size", None) or images.image_size
+            graph = graph_from_module(model, input_size=size, s_max=ghn.s_max, name=arch.name)
+            graph_s = time.perf_counter() - t0
+        model = model.to(dev).eval()
+        row: dict[str, Any] = {"name": arch.name}
+        if baseline_random:
+            from hyperzoo.ghn.ghn import set_bn_batch_stats
+
+            row["baseline_top1"], row["baseline_top5"] = accuracy(set_bn_batch_stats(model), images, dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            pred = ghn.predict_batch([model], [graph], skip_unknown=skip_unknown)[0]
+        _sync(dev)
+        predict_s = time.perf_counter() - t0
+        fill_predicted(model, pred)
+        t0 = time.perf_counter()
+        top1, top5 = accuracy(model, images, dev)
+        eval_s = time.perf_counter() - t0
+        params = list(model.parameters())
+        row.update(
+            params=sum(p.numel() for p in params),
+            tensors=len(params),
+            predicted_params=sum(t.numel() for t in pred.values()),
+            predicted_tensors=len(pred),
+            graph_s=graph_s,
+            predict_s=predict_s,
+            top1=top1,
+            top5=top5,
+            eval_s=eval_s,
+            num_images=images.num_images,
+            **arch.info,
+        )
+        results.append(row)
+        del model, pred
+    bar.close()
+    return results
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+
+
+def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and (population) standard deviation over architectures of top-1/top-5, prediction time and size.
+
+    Returns ``{"num_archs", "mean_top1", "std_top1", "mean_top5", "std_top5", "mean_predict_s", "mean_params"}``
+    plus ``mean/std_baseline_top1/top5`` when the results have a random-init baseline.
+    """
+    if not results:
+        raise ConfigError("no results to summarize (no architectures were evaluated)")
+    out: dict[str, Any] = {"num_archs": len(results)}
+    keys = ["top1", "top5"] + [k for k in ("baseline_top1", "baseline_top5") if all(k in r for r in results)]
+    for key in keys:
+        out[f"mean_{key}"], out[f"std_{key}"] = _mean_std([float(r[key]) for r in results])
+    out["mean_predict_s"] = _mean_std([float(r["predict_s"]) for r in results])[0]
+    out["mean_params"] = _mean_std([float(r["params"]) for r in results])[0]
+    return out
+
+
+def format_table(results: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | None = None) -> str:
+    """A plain-text table: architecture, parameters, prediction time, top-1, top-5 (in %), then mean and std rows.
+
+    With a random-init baseline in the results, two more columns give its top-1/top-5.
+    """
+    baseline = bool(results) and all("baseline_top1" in r for r in results)
+    width = max([len("architecture"), *(len(str(r["name"])) for r in results)])
+    head = f"{'architecture':<{width}}  {'params':>12}  {'predict ms':>10}  {'top-1':>6}  {'top-5':>6}"
+    if baseline:
+        head += f"  {'rand top-1':>10}  {'rand top-5':>10}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        line = (
+            f"{r['name']:<{width}}  {r['params']:>12,}  {1000 * r['predict_s']:>10.1f}  "
+            f"{100 * r['top1']:>6.2f}  {100 * r['top5']:>6.2f}"
+        )
+        if baseline:
+            line += f"  {100 * r['baseline_top1']:>10.2f}  {100 * r['baseline_top5']:>10.2f}"
+        lines.append(line)
+    s = summary if summary is not None else summarize(results)
+    lines.append("-" * len(head))
+    mean = (
+        f"{'mean':<{width}}  {s['mean_params']:>12,.0f}  {1000 * s['mean_predict_s']:>10.1f}  "
+        f"{100 * s['mean_top1']:>6.2f}  {100 * s['mean_top5']:>6.2f}"
+    )
+    std = f"{'std':<{width}}  {'':>12}  {'':>10}  {100 * s['std_top1']:>6.2f}  {100 * s['std_top5']:>6.2f}"
+    if baseline:
+        mean += f"  {100 * s['mean_baseline_top1']:>10.2f}  {100 * s['mean_baseline_top5']:>10.2f}"
+        std += f"  {100 * s['std_baseline_top1']:>10.2f}  {100 * s['std_baseline_top5']:>10.2f}"
+    return "\n".join([*lines, mean, std])
+
+
+def to_json(results: Sequence[Mapping[str, Any]], **header: Any) -> str:
+    """``{**header, "results": [...], **summarize(results)}`` as indented JSON."""
+    return json.dumps({**header, "results": list(results), **summarize(results)}, indent=2, default=str) + "\n"
