@@ -44,7 +44,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hyperzoo.demo import run_demo
 
-    run_demo(epochs=args.epochs, model=args.model, data_root=args.data_root)
+    run_demo(model=args.model, ghn=args.ghn, data_root=args.data_root, limit=args.limit)
     return 0
 
 
@@ -81,10 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", action="store_true", help="also build each model and count its parameters")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("demo", help="the zero-setup demo on the embedded CIFAR-10 sample")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs on the sample (default 8)")
-    p.add_argument("--model", default="resnet20", help="registered model (default resnet20)")
-    p.add_argument("--data-root", default=None, help="another ImageFolder tree or archive instead of the sample")
+    p = sub.add_parser(
+        "demo",
+        help="predict a ResNet-50 with the shipped GHN-2 and test it on the embedded CIFAR-10 sample",
+        description="Predicts all parameters of MODEL (default ResNet-50, adapted to 32x32) in one pass of the GHN "
+        "shipped with hyperzoo and classifies the embedded CIFAR-10 test sample with the predicted network, "
+        "untrained, next to the same network at random initialisation.",
+    )
+    p.add_argument("--model", default="resnet50", help="registered model (default resnet50)")
+    p.add_argument("--ghn", default="ghn2-cifar10", help="shipped GHN name or checkpoint file (default ghn2-cifar10)")
+    p.add_argument("--data-root", default=None, help="another CIFAR-10 source instead of the sample")
+    p.add_argument("--limit", type=int, default=None, help="evaluate on this many test images")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("data", help="image data utilities")

@@ -1,59 +1,79 @@
 """The zero-setup demo: ``make demo`` / ``hyperzoo demo``.
 
-Until the graph hypernetworks land, the best end-to-end path is: the embedded CIFAR-10 sample (100 train and
-100 test JPEGs per class, shipped with hyperzoo) -> HDF5 cache -> batched augmentation -> a registered
-model trained with the ImageClassifier LightningModule -> test accuracy against the same network at random
-initialisation.
+Predict every parameter of a ResNet-50 (adapted to 32x32 CIFAR-10 images) in one pass of the GHN-2 checkpoint
+shipped in the package, then classify the embedded CIFAR-10 sample (100 test JPEGs per class) with the predicted
+network, untrained, next to the same network at its random initialisation. Batch norm uses batch statistics in
+both (running statistics are not predicted), as the papers evaluate.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from typing import Any
 
 __all__ = ["run_demo"]
 
 
-def run_demo(epochs: int = 8, model: str = "resnet20", data_root: str | None = None, seed: int = 0) -> dict:
-    """Trains ``model`` on the embedded CIFAR-10 sample and prints test accuracy before and after.
+def run_demo(
+    model: str = "resnet50",
+    ghn: str = "ghn2-cifar10",
+    data_root: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Predicts ``model``'s parameters with ``ghn`` and prints test accuracy against random initialisation.
 
     Args:
-        epochs: training epochs over the sample's 1,000 training images.
-        model: a registered model for 32x32 inputs.
-        data_root: another ImageFolder tree or ``.tar.gz`` instead of the embedded sample.
-        seed: random seed.
+        model: a registered model (torchvision models are adapted to 32x32 inputs).
+        ghn: a shipped GHN name or a checkpoint file (:func:`hyperzoo.ghn.from_pretrained`).
+        data_root: another CIFAR-10 source (e.g. ``../shared/data/cifar10-jpeg.tar.gz``) instead of the sample.
+        limit: evaluate on this many test images (a fixed random subset).
+        seed: seed of the random initialisation and of the image order.
 
     Returns:
-        ``{"random_init_acc", "trained_acc", "train_seconds", "epochs"}``.
+        ``{"model", "params", "predict_seconds", "graph_seconds", "predicted_acc", "random_init_acc", ...}``.
     """
-    import lightning.pytorch as pl
+    import torch
 
-    from hyperzoo.data import CIFAR10DataModule
-    from hyperzoo.lightning import ImageClassifier
+    from hyperzoo.ghn import from_pretrained, read_card
+    from hyperzoo.ghn.checkpoint import PRETRAINED, pretrained_path
+    from hyperzoo.ghn.evaluate import architectures_from_names, evaluate_predicted, load_eval_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")
-    pl.seed_everything(seed, verbose=False)
-    dm = CIFAR10DataModule(root=data_root or "sample", batch_size=64, eval_batch_size=250)
-    module = ImageClassifier(model=model, num_classes=dm.num_classes, lr=0.05, weight_decay=5e-4, nesterov=True)
-
-    def trainer(max_epochs: int = 1, progress: bool = False) -> pl.Trainer:
-        return pl.Trainer(
-            max_epochs=max_epochs, accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
-            enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0,
-            limit_val_batches=0,
-        )  # fmt: skip
-
-    print(f"hyperzoo demo: {model} on the embedded CIFAR-10 sample ({data_root or 'sample'}), {epochs} epochs")
-    before = trainer().test(module, datamodule=dm, verbose=False)[0]["test/acc"]
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    gen = from_pretrained(ghn)
+    card = read_card(pretrained_path(ghn)) if ghn in PRETRAINED else {}
+    trained = card.get("metadata", {}).get("global_step")
+    source = data_root or "sample"
+    print(f"hyperzoo demo: GHN {ghn!r} ({sum(p.numel() for p in gen.parameters()) / 1e6:.2f}M parameters"
+          f"{f', trained {trained} steps' if trained else ''}) predicts {model} for CIFAR-10")  # fmt: skip
+    images = load_eval_data(source, limit=limit, seed=seed)
     start = time.perf_counter()
-    trainer(epochs, progress=True).fit(module, datamodule=dm)
-    seconds = time.perf_counter() - start
-    after = trainer().test(module, datamodule=dm, verbose=False)[0]["test/acc"]
-    n_params = sum(p.numel() for p in module.net.parameters())
+    result = evaluate_predicted(gen, architectures_from_names([model], gen.num_classes), images,
+                                baseline_random=True, seed=seed, progress=False)[0]  # fmt: skip
+    total = time.perf_counter() - start
     print()
-    print(f"  model              {model} ({n_params / 1e6:.2f}M parameters)")
-    print(f"  test images        {len(dm.eval_sets['test'])} (CIFAR-10 (JPEG) sample, not used for training)")
-    print(f"  random init        top-1 {100 * before:5.1f}%")
-    print(f"  trained {epochs:2d} epochs   top-1 {100 * after:5.1f}%   ({seconds:.1f} s of training)")
-    return {"random_init_acc": before, "trained_acc": after, "train_seconds": seconds, "epochs": epochs}
+    print(f"  model              {model} adapted to 32x32 ({result['params'] / 1e6:.2f}M parameters, "
+          f"{result['predicted_tensors']}/{result['tensors']} tensors predicted)")  # fmt: skip
+    print(f"  prediction         {1000 * result['predict_s']:.0f} ms in one GHN pass "
+          f"(+{1000 * result['graph_s']:.0f} ms to trace the computation graph)")  # fmt: skip
+    print(f"  test images        {result['num_images']} (CIFAR-10 (JPEG) {'sample' if source == 'sample' else source})")
+    print(
+        f"  random init        top-1 {100 * result['baseline_top1']:5.1f}%   top-5 {100 * result['baseline_top5']:5.1f}%"
+    )
+    print(
+        f"  GHN-predicted      top-1 {100 * result['top1']:5.1f}%   top-5 {100 * result['top5']:5.1f}%   (no training)"
+    )
+    print(f"  ({total:.1f} s in all)")
+    return {
+        "model": model,
+        "params": result["params"],
+        "graph_seconds": result["graph_s"],
+        "predict_seconds": result["predict_s"],
+        "predicted_acc": result["top1"],
+        "predicted_acc5": result["top5"],
+        "random_init_acc": result["baseline_top1"],
+        "random_init_acc5": result["baseline_top5"],
+        "num_images": result["num_images"],
+    }

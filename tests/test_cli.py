@@ -38,11 +38,16 @@ def test_data_prepare_sample(capsys):
     assert "10 classes" in capsys.readouterr().out
 
 
-def test_demo_runs_on_the_sample():
+def test_demo_runs_on_the_sample(capsys):
+    """`make demo` with the shipped checkpoint: ResNet-50 predicted in one pass, evaluated on the sample."""
     from hyperzoo.demo import run_demo
 
-    result = run_demo(epochs=1, model="resnet8")
-    assert 0.0 <= result["random_init_acc"] <= 1.0 and 0.0 <= result["trained_acc"] <= 1.0
+    result = run_demo(limit=200)
+    assert result["num_images"] == 200 and result["params"] > 23e6
+    assert 0.0 <= result["random_init_acc"] <= 1.0 and 0.0 <= result["predicted_acc"] <= 1.0
+    assert result["predicted_acc"] > result["random_init_acc"]  # the shipped GHN beats random initialisation
+    out = capsys.readouterr().out
+    assert "GHN-predicted" in out and "random init" in out
 
 
 def test_parser_builds():

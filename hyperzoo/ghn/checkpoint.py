@@ -147,6 +147,7 @@ def save_ghn(ghn: GHN2, path: str | os.PathLike[str], **metadata: Any) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=header)
     os.replace(tmp, path)
+    path.chmod(0o644)  # safetensors writes private files; a checkpoint is ordinary data
     card_path = path.with_suffix(".json")
     tmp_card = card_path.with_name(card_path.name + ".tmp")
     tmp_card.write_text(json.dumps(card, indent=2, default=str) + "\n")
@@ -270,7 +271,5 @@ def from_pretrained(name_or_path: str | os.PathLike[str], map_location: str | to
         return load_ghn(pretrained_path(name_or_path), map_location)
     path = Path(name_or_path)
     if not path.exists() and not path.suffix and len(path.parts) == 1:
-        raise DataError(
-            f"unknown pretrained GHN {str(name_or_path)!r} and no such file; shipped: {sorted(PRETRAINED)}"
-        )
+        raise DataError(f"unknown pretrained GHN {str(name_or_path)!r} and no such file; shipped: {sorted(PRETRAINED)}")
     return load_ghn(path, map_location)
