@@ -59,12 +59,9 @@ def run_demo(
     print(f"  prediction         {1000 * result['predict_s']:.0f} ms in one GHN pass "
           f"(+{1000 * result['graph_s']:.0f} ms to trace the computation graph)")  # fmt: skip
     print(f"  test images        {result['num_images']} (CIFAR-10 (JPEG) {'sample' if source == 'sample' else source})")
-    print(
-        f"  random init        top-1 {100 * result['baseline_top1']:5.1f}%   top-5 {100 * result['baseline_top5']:5.1f}%"
-    )
-    print(
-        f"  GHN-predicted      top-1 {100 * result['top1']:5.1f}%   top-5 {100 * result['top5']:5.1f}%   (no training)"
-    )
+    b1, b5, p1, p5 = (100 * result[k] for k in ("baseline_top1", "baseline_top5", "top1", "top5"))
+    print(f"  random init        top-1 {b1:5.1f}%   top-5 {b5:5.1f}%")
+    print(f"  GHN-predicted      top-1 {p1:5.1f}%   top-5 {p5:5.1f}%   (no training)")
     print(f"  ({total:.1f} s in all)")
     return {
         "model": model,
