@@ -148,3 +148,17 @@ def test_squeeze_excitation_and_pooling_nodes():
     i = g.op_names.index("max_pool")
     assert g.param_names[i] == "max_pool" and g.shape[i].tolist() == [1, 1, 2, 2]
     assert g.shape[g.op_names.index("avg_pool")].tolist() == [1, 1, 3, 3]
+
+
+def test_a_forward_that_raises_is_reported_with_its_cause():
+    class Broken(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise ValueError("the model needs a mask argument")
+
+    with pytest.raises(HyperzooError, match="forward pass of .* failed .*needs a mask argument") as info:
+        graph_from_module(Broken(), inputs=torch.randn(2, 4))
+    assert isinstance(info.value.__cause__, ValueError)  # the original error is chained

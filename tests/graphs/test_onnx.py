@@ -209,3 +209,19 @@ def test_missing_onnx_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(HyperzooError, match=r"hyperzoo\[onnx\]"):
         graph_from_onnx("model.onnx")
+
+
+def test_corrupt_and_truncated_onnx_files_are_refused(exported, tmp_path):
+    from hyperzoo.errors import DataError
+
+    _, good = exported("resnet18")
+    path = tmp_path / "good.onnx"
+    onnx.save(good, str(path))
+    data = path.read_bytes()
+    (tmp_path / "trunc.onnx").write_bytes(data[: len(data) // 3])
+    (tmp_path / "junk.onnx").write_bytes(b"this is not a protobuf" * 10)
+    for bad in ("trunc.onnx", "junk.onnx"):
+        with pytest.raises(DataError, match="cannot read"):
+            graph_from_onnx(str(tmp_path / bad))
+    with pytest.raises(DataError, match="not found"):
+        graph_from_onnx(str(tmp_path / "missing.onnx"))
