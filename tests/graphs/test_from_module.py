@@ -162,3 +162,16 @@ def test_a_forward_that_raises_is_reported_with_its_cause():
     with pytest.raises(HyperzooError, match="forward pass of .* failed .*needs a mask argument") as info:
         graph_from_module(Broken(), inputs=torch.randn(2, 4))
     assert isinstance(info.value.__cause__, ValueError)  # the original error is chained
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet1_1"])
+def test_meta_trace_gives_the_same_graph_for_convnets(name):
+    from hyperzoo.nets import create_model
+
+    model = create_model(name, num_classes=10, adapt_cifar=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b = graph_from_module(model, meta=True), graph_from_module(model)
+    assert a.param_names == b.param_names
+    for key in ("op", "shape", "edge_index", "edge_dist"):
+        assert torch.equal(getattr(a, key), getattr(b, key)), key
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing of the model changed
