@@ -111,3 +111,12 @@ def test_fit_config_with_ddp_on_two_cpu_processes(tiny_graphs, tmp_path):
     assert "distributed_backend=gloo" in proc.stderr or "world_size: 2" in proc.stderr
     assert (root / "checkpoints" / "last.ckpt").is_file()
     assert load_ghn(root / "ghn.safetensors").hid == 16
+
+
+def test_fast_dev_run_with_mixed_precision(tiny_graphs, tmp_path):
+    """Lightning's fast_dev_run (one train and one val batch) with bf16 autocast, the AMP path the GPU configs use."""
+    module = GHNModule("ghn2", ghn_kwargs=TINY_GHN, widths=[8])
+    t = trainer(tmp_path, fast_dev_run=True, precision="bf16-mixed")
+    t.fit(module, datamodule(tiny_graphs))
+    assert t.global_step == 1 and torch.isfinite(t.callback_metrics["train/loss"])
+    assert module.ghn.op_embed.weight.dtype == torch.float32  # weights stay float32 under AMP
