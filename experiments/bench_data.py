@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ import torchvision
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from hyperzoo.bench import cpu_name
 from hyperzoo.data import CIFAR10DataModule
 from hyperzoo.data.datamodules import CIFAR10_MEAN, CIFAR10_STD
 
@@ -47,17 +47,6 @@ def measure(batches: Iterator, consume: Callable, warmup: int, n: int) -> float:
     for batch in itertools.islice(batches, n):
         images += consume(batch)
     return images / (time.perf_counter() - start)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -118,7 +107,7 @@ def main() -> None:
         hz_runs.append(measure(hz_batches, consume_hyperzoo, args.warmup, args.batches))
     base, hz = statistics.median(base_runs), statistics.median(hz_runs)
     machine = (
-        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"torchvision {torchvision.__version__}, {torch.get_num_threads()} intra-op threads, "
         f"load average {load:.2f} at start"
     )

@@ -271,12 +271,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise DataError(f"--onnx {args.onnx}: no such file; give the path of an existing .onnx model")
         ghn = load_ghn_arg(args.ghn, device)
         info = predict_onnx(ghn, src, out, skip_unknown=args.skip_unknown)
-        print(
-            f"predicted {info['predicted_tensors']} of {info['tensors']} parameter tensors "
-            f"({info['predicted_params']:,} of {info['params']:,} parameters) of {src.name} "
-            f"in {1000 * info['predict_s']:.1f} ms (graph {1000 * info['graph_s']:.1f} ms)"
-        )
-        _report_unpredicted(info["unpredicted"], "keep the values the file had")
+        _report_prediction(info, src.name, "keep the values the file had")
         if info["reset_buffers"]:
             print(f"note: {_BN_NOTE}; the ONNX graph normalizes with them (inference-mode BatchNormalization)")
         print(f"wrote {out}")
@@ -284,16 +279,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     ghn = load_ghn_arg(args.ghn, device)
     info = _predict_module(ghn, args, out)
-    print(
-        f"predicted {info['predicted_tensors']} of {info['tensors']} parameter tensors "
-        f"({info['predicted_params']:,} of {info['params']:,} parameters) of {args.model} "
-        f"in {1000 * info['predict_s']:.1f} ms (graph {1000 * info['graph_s']:.1f} ms)"
-    )
-    _report_unpredicted(info["unpredicted"], "keep their random initialisation")
+    _report_prediction(info, args.model, "keep their random initialisation")
     if info["has_bn"]:
         print(f"note: {_BN_NOTE}")
     print(f"wrote {out}")
     return 0
+
+
+def _report_prediction(info: dict[str, Any], label: str, unpredicted: str) -> None:
+    print(
+        f"predicted {info['predicted_tensors']} of {info['tensors']} parameter tensors "
+        f"({info['predicted_params']:,} of {info['params']:,} parameters) of {label} "
+        f"in {1000 * info['predict_s']:.1f} ms (graph {1000 * info['graph_s']:.1f} ms)"
+    )
+    _report_unpredicted(info["unpredicted"], unpredicted)
 
 
 def _report_unpredicted(names: list[str], what: str) -> None:

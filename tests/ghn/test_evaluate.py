@@ -32,15 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_STORE = REPO / "graphs" / "test.h5"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads wait on each other (tiny ops got ~50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def ghn():
     torch.manual_seed(0)
