@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # one core; more threads oversubscribe a shared 2-core machine
-[ -f experiments/runs/graphs/train.h5 ] || hyperzoo graphs generate --split train --num 4608 --out experiments/runs/graphs/train.h5
+[ -f experiments/runs/graphs/train.h5 ] || hyperzoo graphs generate --split train --num 2048 --out experiments/runs/graphs/train.h5
 exec hyperzoo fit --config experiments/configs/ghn2_cifar10.yaml --config experiments/configs/ghn2_cifar10_cpu.yaml \
   --data.root ../shared/data/cifar10-jpeg.tar.gz --data.train_graphs experiments/runs/graphs/train.h5 "$@"

@@ -164,14 +164,30 @@ def test_a_forward_that_raises_is_reported_with_its_cause():
     assert isinstance(info.value.__cause__, ValueError)  # the original error is chained
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet1_1"])
-def test_meta_trace_gives_the_same_graph_for_convnets(name):
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet1_1", "vit_b_16", "swin_t", "densenet121"])
+def test_meta_trace_gives_the_same_graph(name):
     from hyperzoo.nets import create_model
 
     model = create_model(name, num_classes=10, adapt_cifar=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    a, b = graph_from_module(model, meta=True), graph_from_module(model)
+    a, b = graph_from_module(model, meta=True), graph_from_module(model, meta=False)
     assert a.param_names == b.param_names
     for key in ("op", "shape", "edge_index", "edge_dist"):
         assert torch.equal(getattr(a, key), getattr(b, key)), key
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing of the model changed
+
+
+def test_meta_trace_kernels_are_undone():
+    """The trace's meta kernels (batch norm, attention) are active only inside it."""
+    import torch.nn.functional as F
+
+    sdpa = F.scaled_dot_product_attention
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    graph_from_module(model, input_size=8)
+    assert F.scaled_dot_product_attention is sdpa
+    x = torch.empty(2, 4, 5, 5, device="meta").contiguous(memory_format=torch.channels_last)
+    out = F.batch_norm(x, None, None, training=True)
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    # and a real CPU batch norm is untouched
+    y = torch.randn(3, 4, 2, 2)
+    assert torch.allclose(F.batch_norm(y, None, None, training=True).mean((0, 2, 3)), torch.zeros(4), atol=1e-6)

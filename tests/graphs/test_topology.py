@@ -50,3 +50,19 @@ def test_depth_is_longest_path():
     edge_index = torch.tensor([[0, 0, 1, 2], [1, 3, 2, 3]])
     assert topological_depth(4, edge_index).tolist() == [0, 1, 2, 3]
     assert shortest_path_lengths(4, edge_index)[0].tolist() == [0, 1, 2, 1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cyclic_graphs_fall_back_to_bfs(seed):
+    n = 25
+    rng = np.random.default_rng(seed)
+    adj = rng.random((n, n)) < 0.1
+    np.fill_diagonal(adj, False)
+    adj[0, 1] = adj[1, 0] = True  # at least one cycle
+    src, dst = np.nonzero(adj)
+    dist = shortest_path_lengths(n, torch.tensor(np.stack([src, dst])), 4)
+    ref = torch.zeros(n, n, dtype=torch.long)
+    for u, lengths in nx.all_pairs_shortest_path_length(nx.DiGraph(adj.astype(float)), cutoff=4):
+        for v, d in lengths.items():
+            ref[u, v] = d
+    assert torch.equal(dist, ref)
