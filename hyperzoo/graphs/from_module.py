@@ -444,8 +444,10 @@ def _batch_norm_shapes(
     input: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
     running_var: Tensor | None, training: bool, momentum: float, eps: float,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """``aten::native_batch_norm`` on meta tensors: the output shapes only (the stock kernel decomposes the
-    normalization into a dozen Python-level reference ops, 1-2 ms per call)."""
+    """``aten::native_batch_norm`` on meta tensors: the output shapes only.
+
+    The stock meta kernel decomposes the normalization into a dozen Python-level reference ops (1-2 ms per call).
+    """
     stats = input.shape[1] if training else 0
     return torch.empty_like(input), input.new_empty((stats,)), input.new_empty((stats,))
 

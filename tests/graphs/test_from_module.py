@@ -159,7 +159,7 @@ def test_a_forward_that_raises_is_reported_with_its_cause():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             raise ValueError("the model needs a mask argument")
 
-    with pytest.raises(HyperzooError, match="forward pass of .* failed .*needs a mask argument") as info:
+    with pytest.raises(HyperzooError, match=r"forward pass of .* failed .*needs a mask argument") as info:
         graph_from_module(Broken(), inputs=torch.randn(2, 4))
     assert isinstance(info.value.__cause__, ValueError)  # the original error is chained
 
