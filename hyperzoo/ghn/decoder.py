@@ -8,6 +8,7 @@ normalization (:func:`normalize_parameter`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,7 +89,7 @@ def tile_to_shape(w: Tensor, shape: tuple[int, ...] | torch.Size, centre: bool =
     return w
 
 
-def normalize_parameter(p: Tensor, is_weight: bool) -> Tensor:
+def normalize_parameter(p: Tensor, is_weight: bool, shape: Sequence[int] | None = None) -> Tensor:
     """Operation-dependent normalization of a predicted parameter (GHN-2's ``weight_norm``, Sec. 4 of the paper).
 
     - Weights with 2+ dimensions: fan-in scaling ``p * sqrt(beta / fan_in)`` with ``fan_in = p[0].numel()`` and
@@ -96,14 +97,18 @@ def normalize_parameter(p: Tensor, is_weight: bool) -> Tensor:
       ``beta = 2`` otherwise; positional encodings (``out == 1`` and ``h >= 11``) are left as they are.
     - 1-D weights (normalization layers): ``2 sigmoid(p / 2)`` in ``[0, 2]``.
     - Biases: ``tanh(p / 5)`` in ``[-1, 1]``.
+
+    Every case is elementwise given the *target* shape, so it commutes with tiling: pass the target as ``shape``
+    to normalize the small predicted block before it is tiled (same values, one pass over the block instead of
+    one over the full tensor).
     """
-    if p.dim() > 1:
-        sz = p.shape
-        if p.dim() > 2 and sz[2] >= 11 and sz[0] == 1:
+    sz = tuple(p.shape) if shape is None else tuple(int(v) for v in shape)
+    if len(sz) > 1:
+        if len(sz) > 2 and sz[2] >= 11 and sz[0] == 1:
             return p
-        no_relu = p.dim() > 2 and (sz[1] == 1 or sz[2] < sz[3])
+        no_relu = len(sz) > 2 and (sz[1] == 1 or sz[2] < sz[3])
         beta = 1.0 if no_relu else 2.0
-        return p * math.sqrt(beta / p[0].numel())
+        return p * math.sqrt(beta / math.prod(sz[1:]))
     if is_weight:
         return 2 * torch.sigmoid(0.5 * p)
     return torch.tanh(0.2 * p)

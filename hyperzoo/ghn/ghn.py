@@ -323,13 +323,13 @@ class GHN(nn.Module):
         return ("4d", int(spatial[0]), int(spatial[1]))
 
     def _finish(self, w: Tensor, shape: torch.Size, is_weight: bool) -> Tensor:
+        if self.weight_norm:  # elementwise given the target shape: normalize the block, then tile it
+            w = normalize_parameter(w, is_weight, shape)
         if self.decoder_kind == "conv3" and w.dim() >= len(shape):
             from hyperzoo.ghn.decoder3 import tile_to_shape_centered
 
-            w = tile_to_shape_centered(w, shape)
-        else:
-            w = tile_to_shape(w, shape)
-        return normalize_parameter(w, is_weight) if self.weight_norm else w
+            return tile_to_shape_centered(w, shape)
+        return tile_to_shape(w, shape)
 
     # ------------------------------------------------------------------ the reference's ghn(model)
     def forward(
@@ -357,8 +357,12 @@ class GHN(nn.Module):
                 if self.training:
                     module._parameters[leaf] = tensor  # type: ignore[assignment]  # non-leaf: keeps the path to the GHN
                 else:
+                    param = module._parameters[leaf]
                     with torch.no_grad():
-                        module._parameters[leaf].data = tensor.detach().clone()  # type: ignore[union-attr]
+                        if param is not None and param.device == tensor.device and param.shape == tensor.shape:
+                            param.copy_(tensor)  # one pass, straight from the tiled view
+                        else:  # a model on the meta device, or another dtype: take the prediction as it is
+                            module._parameters[leaf] = nn.Parameter(tensor.detach().clone(), requires_grad=True)
             if bn_train:
                 set_bn_batch_stats(net)
         return models[0] if single else models
