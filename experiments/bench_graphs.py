@@ -1,8 +1,9 @@
 """Benchmark of the computation-graph pipeline (issue 3): graph building, generation, store reads.
 
-Measures, on this machine and in one run:
+Measures, on this machine and in one run (wall time, and CPU time: what one dedicated core takes, which stays
+meaningful on a loaded machine):
   * median time of ``graph_from_module`` (forward pass + autograd walk + virtual edges, s_max=50) for torchvision
-    ResNet-50 and DenseNet-201 at 224x224;
+    ResNet-50 and DenseNet-201 at 224x224, with the meta-device trace (default) and with a real forward (baseline);
   * train-split generation throughput (sample net_args, build the CIFAR network, build its graph) per core,
     in-process (no worker start-up);
   * random-access read time per graph from a hyperzoo HDF5 graph store.
@@ -13,6 +14,8 @@ Run: python experiments/bench_graphs.py [--store graphs/val.h5] [--repeats 5] [-
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import statistics
 import time
@@ -30,38 +33,49 @@ from hyperzoo.nets.deepnets1m import build_network  # noqa: E402
 from hyperzoo.nets.deepnets1m.splits import candidate  # noqa: E402
 
 
-def time_graph(name: str, repeats: int) -> tuple[float, int]:
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def time_graph(name: str, repeats: int, meta: bool) -> dict[str, float]:
+    """Median wall and CPU time of ``graph_from_module`` (CPU time is what one dedicated core would take)."""
     model = create_model(name)
-    graph_from_module(model)  # warm-up (first forward allocates)
-    times = []
+    graph = graph_from_module(model, meta=meta)  # warm-up (first forward allocates)
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        graph = graph_from_module(model)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), graph.num_nodes
+        w0, c0 = _clocks()
+        graph = graph_from_module(model, meta=meta)
+        w1, c1 = _clocks()
+        walls.append(w1 - w0)
+        cpus.append(c1 - c0)
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "nodes": graph.num_nodes}
 
 
-def generation_rate(n: int) -> float:
-    start = time.perf_counter()
+def generation_rate(n: int, meta: bool) -> dict[str, float]:
+    """Train-split graphs per second (wall and per CPU-second): sample, build the net without init, build its graph."""
+    w0, c0 = _clocks()
     made, j = 0, 0
     while made < n:
         args = candidate("train", j, 0, False)
         j += 1
         if args is None:
             continue
-        graph_from_module(build_network(args, light=True))
+        graph_from_module(build_network(args, light=True), meta=meta)
         made += 1
-    return made / (time.perf_counter() - start)
+    w1, c1 = _clocks()
+    return {"per_wall_s": made / (w1 - w0), "per_cpu_s": made / (c1 - c0)}
 
 
-def read_time(path: str, reads: int) -> float:
+def read_time(path: str, reads: int) -> dict[str, float]:
+    """Mean wall and CPU milliseconds per random-access read of one graph."""
     store = GraphStore(path)
     store[0]  # open the file
     idx = [random.randrange(len(store)) for _ in range(reads)]
-    start = time.perf_counter()
+    w0, c0 = _clocks()
     for i in idx:
         store[i]
-    return (time.perf_counter() - start) / reads
+    w1, c1 = _clocks()
+    return {"wall_ms": (w1 - w0) / reads * 1000, "cpu_ms": (c1 - c0) / reads * 1000}
 
 
 def main() -> None:
@@ -70,14 +84,34 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per model (median reported)")
     p.add_argument("--gen", type=int, default=40, help="train-split graphs to generate for the throughput")
     p.add_argument("--reads", type=int, default=2000, help="random reads from the store")
+    p.add_argument("--json", default=None, help="also write the numbers here")
     args = p.parse_args()
     torch.set_num_threads(1)  # per-core numbers
-    print(f"machine: {cpu_name()}, 1 thread, torch {torch.__version__}")
+    load = os.getloadavg()[0]
+    print(f"machine: {cpu_name()}, 1 thread, torch {torch.__version__}, load average {load:.2f} at start")
+    print("baseline: the same pipeline with a real forward pass (meta=False), as the reference traces")
+    out: dict[str, object] = {"machine": cpu_name(), "load_at_start": load}
     for name in ("resnet50", "densenet201"):
-        t, n = time_graph(name, args.repeats)
-        print(f"graph_from_module({name}, 224x224, s_max=50): median {t * 1000:.0f} ms ({n} nodes)")
-    print(f"train-split generation: {generation_rate(args.gen):.2f} graphs/s per core")
-    print(f"store random read ({args.store}): {read_time(args.store, args.reads) * 1000:.3f} ms/graph")
+        fast, real = time_graph(name, args.repeats, True), time_graph(name, args.repeats, False)
+        out[name] = {"meta": fast, "real": real}
+        print(
+            f"graph_from_module({name}, 224x224, s_max=50, {fast['nodes']} nodes): "
+            f"meta {fast['wall_s'] * 1000:.0f} ms wall / {fast['cpu_s'] * 1000:.0f} ms CPU, "
+            f"real forward {real['wall_s'] * 1000:.0f} / {real['cpu_s'] * 1000:.0f} ms: "
+            f"{real['cpu_s'] / fast['cpu_s']:.1f}x"
+        )
+    gen, gen_real = generation_rate(args.gen, True), generation_rate(args.gen, False)
+    out["generation"] = {"meta": gen, "real": gen_real}
+    print(
+        f"train-split generation: {gen['per_cpu_s']:.1f} graphs per CPU-second ({gen['per_wall_s']:.1f}/s wall); "
+        f"real forward {gen_real['per_cpu_s']:.1f} ({gen_real['per_wall_s']:.1f}/s wall)"
+    )
+    read = read_time(args.store, args.reads)
+    out["store_read"] = read
+    print(f"store random read ({args.store}): {read['wall_ms']:.3f} ms/graph wall, {read['cpu_ms']:.3f} ms CPU")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

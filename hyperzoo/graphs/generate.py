@@ -70,7 +70,7 @@ def _make_block(
             continue
         net = build_network(args, C=args.get("C", 32), num_classes=10, light=True)
         try:
-            graph = graph_from_module(net, input_size=32, s_max=s_max)
+            graph = graph_from_module(net, input_size=32, s_max=s_max, meta=False)  # small nets: real is cheaper
         except Exception:  # a disconnected or otherwise unbuildable graph rejects the candidate, as in ppuda
             continue
         args = {**args, "num_nodes": int(graph.num_nodes)}
