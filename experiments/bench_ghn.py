@@ -2,9 +2,11 @@
 
 Measures, on this machine and in one run:
   * median time to predict all parameters of torchvision ResNet-50 (224x224 graph prebuilt), with 1 and 2 threads,
-    for hyperzoo's GHN-2 and for the same GHN with the reference's node-by-node GatedGNN schedule (the baseline:
-    ``hyperzoo.ghn.gatedgnn.node_by_node``, one node per sequential step with masked edge gathers, as ppuda);
-  * end to end: graph building + prediction + writing the parameters into the model (``ghn(model)``);
+    wall time and (1 thread) CPU time, for hyperzoo's GHN-2 and for the same GHN run on the reference's schedule
+    (the baseline: ``hyperzoo.ghn.gatedgnn.node_by_node``, one node per sequential step with masked edge gathers,
+    and normalization after tiling, as ppuda);
+  * end to end: graph building + prediction + writing the parameters into the model (``ghn(model)``); the baseline
+    builds the graph with a real forward pass, as the reference does;
   * peak resident memory of a fresh process doing the end-to-end prediction;
   * training throughput: architectures per second at meta-batch 8 on CIFAR-10-sized batches (64 images, 32x32,
     DeepNets-1M training networks at width 32), with the top operators of a torch.profiler run.
@@ -15,7 +17,9 @@ Run: python experiments/bench_ghn.py [--repeats 5] [--train-steps 3] [--store ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,12 +27,16 @@ import warnings
 
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
+from collections.abc import Iterator  # noqa: E402
+
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from hyperzoo.bench import cpu_name, median_seconds  # noqa: E402
 from hyperzoo.ghn import create_ghn  # noqa: E402
+from hyperzoo.ghn.decoder import normalize_parameter, tile_to_shape  # noqa: E402
 from hyperzoo.ghn.gatedgnn import node_by_node  # noqa: E402
+from hyperzoo.ghn.ghn import GHN  # noqa: E402
 from hyperzoo.graphs import graph_from_module  # noqa: E402
 from hyperzoo.nets import create_model  # noqa: E402
 
@@ -47,26 +55,58 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+def _reference_finish(self: GHN, w: torch.Tensor, shape: torch.Size, is_weight: bool) -> torch.Tensor:
+    """The reference's order: tile the block to the full shape, then normalize the full tensor."""
+    w = tile_to_shape(w, shape)
+    return normalize_parameter(w, is_weight) if self.weight_norm else w
+
+
+@contextlib.contextmanager
+def reference_schedule(ghn: GHN) -> Iterator[None]:
+    """The baseline: node-by-node GatedGNN (ppuda's loop) and normalization after tiling (ppuda's order)."""
+    gnn_forward, finish = ghn.gnn.forward, GHN._finish
+    ghn.gnn.forward = lambda x, ei, ed, plan=None: node_by_node(ghn.gnn, x, ei, ed)  # type: ignore[method-assign]
+    GHN._finish = _reference_finish  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ghn.gnn.forward = gnn_forward  # type: ignore[method-assign]
+        GHN._finish = finish  # type: ignore[method-assign]
+
+
 def prediction(repeats: int) -> dict[str, float]:
+    """Wall (and, with 1 thread, CPU) medians: ours vs the reference's schedule, prebuilt graph and end to end.
+
+    End to end, ours traces the graph on the meta device (the default) and the baseline with a real forward pass
+    (``meta=False``), as the reference does.
+    """
     ghn = create_ghn("ghn2").eval()  # the ghn2_cifar10 architecture (weights do not change the timing)
     model = create_model("resnet50", num_classes=10)
     graph = graph_from_module(model)
-    gnn_forward = ghn.gnn.forward
     out: dict[str, float] = {
         "nodes": float(graph.num_nodes),
         "params": float(sum(p.numel() for p in model.parameters())),
     }
+
+    def ours_e2e() -> None:
+        ghn(model)
+
+    def base_e2e() -> None:
+        ghn(model, graph_from_module(model, s_max=ghn.s_max, meta=False))
+
     for threads in (1, 2):
         torch.set_num_threads(threads)
+        clocks = {"": time.perf_counter, "cpu_": time.process_time} if threads == 1 else {"": time.perf_counter}
         with torch.no_grad():
-            out[f"ours_{threads}t"] = median_seconds(lambda: ghn.predict_parameters(graph, model), repeats)
-            out[f"ours_e2e_{threads}t"] = median_seconds(lambda: ghn(model), repeats)
-            ghn.gnn.forward = lambda x, ei, ed, plan=None: node_by_node(ghn.gnn, x, ei, ed)  # type: ignore[method-assign]
-            try:
-                out[f"baseline_{threads}t"] = median_seconds(lambda: ghn.predict_parameters(graph, model), repeats)
-                out[f"baseline_e2e_{threads}t"] = median_seconds(lambda: ghn(model), repeats)
-            finally:
-                ghn.gnn.forward = gnn_forward  # type: ignore[method-assign]
+            for prefix, clock in clocks.items():
+                key = f"{prefix}{{}}_{threads}t"
+                out[key.format("ours")] = median_seconds(lambda: ghn.predict_parameters(graph, model), repeats,
+                                                         clock=clock)  # fmt: skip
+                out[key.format("ours_e2e")] = median_seconds(ours_e2e, repeats, clock=clock)
+                with reference_schedule(ghn):
+                    out[key.format("baseline")] = median_seconds(lambda: ghn.predict_parameters(graph, model),
+                                                                 repeats, clock=clock)  # fmt: skip
+                    out[key.format("baseline_e2e")] = median_seconds(base_e2e, repeats, clock=clock)
     torch.set_num_threads(1)
     return out
 
@@ -127,18 +167,27 @@ def main() -> None:
     p.add_argument("--store", default="graphs/val.h5", help="graph store of the training networks")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
-    print(f"machine: {cpu_name()}, torch {torch.__version__}")
+    load = os.getloadavg()[0]
+    print(f"machine: {cpu_name()}, torch {torch.__version__}, load average {load:.2f} at start")
     pred = prediction(args.repeats)
-    print(f"ResNet-50 (224x224 graph, {int(pred['nodes'])} nodes, {pred['params'] / 1e6:.1f}M parameters), GHN-2:")
-    for t in (1, 2):
+    print(f"ResNet-50 (224x224 graph, {int(pred['nodes'])} nodes, {pred['params'] / 1e6:.1f}M parameters), GHN-2;")
+    print("baseline: the reference's schedule (node-by-node GatedGNN, normalize after tiling, real-forward graph)")
+    rows = [("1 thread, wall", "", 1), ("1 thread, CPU time", "cpu_", 1), ("2 threads, wall", "", 2)]
+    for label, prefix, t in rows:
         for what, key in (("predict (graph prebuilt)", ""), ("end to end (graph + predict + fill)", "e2e_")):
-            ours, base = pred[f"ours_{key}{t}t"], pred[f"baseline_{key}{t}t"]
-            print(f"  {t} thread(s) {what:38s} hyperzoo {ours * 1000:7.1f} ms   node-by-node baseline "
+            ours, base = pred[f"{prefix}ours_{key}{t}t"], pred[f"{prefix}baseline_{key}{t}t"]
+            print(f"  {label:19s} {what:38s} hyperzoo {ours * 1000:7.1f} ms   baseline "
                   f"{base * 1000:7.1f} ms   speed-up {base / ours:5.1f}x")  # fmt: skip
     base_mb, peak_mb = peak_memory()
     print(f"  peak RSS of a fresh process predicting ResNet-50: {peak_mb:.0f} MB ({base_mb:.0f} MB for the same "
           f"process without the prediction: imports, GHN and model)")  # fmt: skip
-    result: dict[str, object] = {"prediction": pred, "peak_rss_mb": peak_mb, "rss_before_mb": base_mb}
+    result: dict[str, object] = {
+        "machine": cpu_name(),
+        "load_at_start": load,
+        "prediction": pred,
+        "peak_rss_mb": peak_mb,
+        "rss_before_mb": base_mb,
+    }
     if args.train_steps:
         train = training(args.store, args.train_steps)
         print(f"training, meta-batch 8, 64 images, width 32, 1 thread: {train['seconds_per_step']:.2f} s/step = "
