@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -223,3 +224,32 @@ def test_restart_with_fewer_graphs_keeps_exactly_num(tmp_path: Path, monkeypatch
     monkeypatch.undo()
     gen.generate_split("train", 4, out, part_size=2, max_cells=1, progress=False)
     assert len(GraphStore(out)) == 4
+
+
+def test_uncompressed_stores_are_memory_mapped(tmp_path: Path) -> None:
+    """compression=None finalises a contiguous layout; reads come from memory maps and equal the chunked store's."""
+    graphs = _tiny_graphs() * 3
+    chunked = GraphStore(write_graphs(tmp_path / "c.h5", graphs, compression="lzf"))
+    path = write_graphs(tmp_path / "m.h5", graphs, compression=None, flush_every=4)
+    mapped = GraphStore(path)
+    assert mapped.contiguous and not mapped.in_memory and not chunked.contiguous
+    for i in range(len(graphs)):
+        a, b = mapped[i], chunked[i]
+        assert _same(a, b) and a.name == b.name and a.net_args == b.net_args
+    assert isinstance(mapped._arrays["op"], np.memmap)
+    clone = pickle.loads(pickle.dumps(mapped))  # maps are not pickled, the clone maps the file again
+    assert clone._arrays is None and _same(clone[4], graphs[4])
+    with h5py.File(path) as f:  # other readers still find the string datasets
+        assert f["name"][1].decode() == "branch"
+    # a store whose data was cut off after the header is refused on first read, with the file named
+    size = path.stat().st_size
+    truncated = tmp_path / "cut.h5"
+    truncated.write_bytes(path.read_bytes()[: size - 64])
+    with pytest.raises(DataError, match=r"cut\.h5"):
+        store = GraphStore(truncated)
+        store[5]
+
+
+def test_empty_contiguous_store(tmp_path: Path) -> None:
+    store = GraphStore(write_graphs(tmp_path / "e.h5", [], compression=None))
+    assert len(store) == 0 and store.contiguous
