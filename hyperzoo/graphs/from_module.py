@@ -316,7 +316,8 @@ def graph_from_module(
         first = next((t for t in (*args, *kwargs.values()) if isinstance(t, Tensor)), None)
         size_info = list(first.shape[1:]) if first is not None else []
 
-    nodes, covered = None, set()
+    nodes: list[_Node] | None = None
+    covered: set[int] = set()
     if meta:
         meta_args = (_make_inputs(model, input_size, meta=True)[0],) if inputs is None else args
         try:
