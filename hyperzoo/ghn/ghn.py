@@ -411,8 +411,8 @@ def _sweep_plan(
     if len(graphs) == 1 and cached is not None and cached[0] == key:
         return cached[1]
     n = sum(int(g.num_nodes) for g in graphs)
-    plan = sweep_plan(n, edge_index, edge_dist)
-    plan = tuple([step.to(device) for step in steps] for steps in plan)
+    forward, backward = sweep_plan(n, edge_index, edge_dist)
+    plan = ([step.to(device) for step in forward], [step.to(device) for step in backward])
     if len(graphs) == 1:
         graph.__dict__["_hyperzoo_plan"] = (key, plan)
     return plan
