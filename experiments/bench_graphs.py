@@ -18,8 +18,10 @@ import json
 import os
 import random
 import statistics
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
@@ -27,7 +29,7 @@ import torch  # noqa: E402
 
 from hyperzoo.bench import cpu_name  # noqa: E402
 from hyperzoo.graphs import graph_from_module  # noqa: E402
-from hyperzoo.graphs.store import GraphStore  # noqa: E402
+from hyperzoo.graphs.store import GraphStore, write_graphs  # noqa: E402
 from hyperzoo.nets import create_model  # noqa: E402
 from hyperzoo.nets.deepnets1m import build_network  # noqa: E402
 from hyperzoo.nets.deepnets1m.splits import candidate  # noqa: E402
@@ -66,10 +68,11 @@ def generation_rate(n: int, meta: bool) -> dict[str, float]:
     return {"per_wall_s": made / (w1 - w0), "per_cpu_s": made / (c1 - c0)}
 
 
-def read_time(path: str, reads: int) -> dict[str, float]:
+def read_time(path: str | Path, reads: int, in_memory: bool | None = None) -> dict[str, float]:
     """Mean wall and CPU milliseconds per random-access read of one graph."""
-    store = GraphStore(path)
-    store[0]  # open the file
+    store = GraphStore(path, in_memory=in_memory)
+    for i in range(len(store)):  # open the file and warm the page cache, as a training run's later epochs find it
+        store[i]
     idx = [random.randrange(len(store)) for _ in range(reads)]
     w0, c0 = _clocks()
     for i in idx:
@@ -106,9 +109,21 @@ def main() -> None:
         f"train-split generation: {gen['per_cpu_s']:.1f} graphs per CPU-second ({gen['per_wall_s']:.1f}/s wall); "
         f"real forward {gen_real['per_cpu_s']:.1f} ({gen_real['per_wall_s']:.1f}/s wall)"
     )
-    read = read_time(args.store, args.reads)
-    out["store_read"] = read
-    print(f"store random read ({args.store}): {read['wall_ms']:.3f} ms/graph wall, {read['cpu_ms']:.3f} ms CPU")
+    src = GraphStore(args.store)
+    with tempfile.TemporaryDirectory() as tmp:
+        mapped = write_graphs(Path(tmp) / "contiguous.h5", [src[i] for i in range(len(src))], compression=None)
+        layouts = {
+            "chunked lzf, read whole into memory (stores up to 256 MB)": (args.store, True),
+            "chunked lzf, read through h5py (larger stores)": (args.store, False),
+            "contiguous (compression none), memory-mapped (any size)": (mapped, None),
+        }
+        out["store_read"] = {}
+        for label, (path, in_memory) in layouts.items():
+            read = read_time(path, args.reads, in_memory)
+            out["store_read"][label] = read  # type: ignore[index]
+            size = Path(path).stat().st_size / 1e6
+            print(f"store random read, {label}, {size:.0f} MB: {read['wall_ms']:.3f} ms/graph wall, "
+                  f"{read['cpu_ms']:.3f} ms CPU")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
