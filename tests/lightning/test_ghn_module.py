@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -120,3 +121,24 @@ def test_fast_dev_run_with_mixed_precision(tiny_graphs, tmp_path):
     t.fit(module, datamodule(tiny_graphs))
     assert t.global_step == 1 and torch.isfinite(t.callback_metrics["train/loss"])
     assert module.ghn.op_embed.weight.dtype == torch.float32  # weights stay float32 under AMP
+
+
+@pytest.mark.parametrize("config", ["ghn1_cifar10.yaml", "ghn3t_cifar10.yaml"])
+def test_other_configs_run(config, tiny_graphs, tmp_path, monkeypatch):
+    """The GHN-1 and GHN-3-T configs run as shipped (their models at full size), on tiny data, in-process."""
+    from hyperzoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "run"
+    args = [
+        "fit", "--config", str(REPO / "experiments" / "configs" / config),
+        "--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(root),
+        "--model.init_args.widths", "[8]", "--data.root", "sample", "--data.train_graphs", str(tiny_graphs),
+        "--data.val_graphs", str(tiny_graphs), "--data.num_val_archs", "1", "--data.meta_batch", "2",
+        "--data.batch_size", "8", "--data.eval_batch_size", "8", "--data.limit", "32",
+    ]  # fmt: skip
+    assert main(args) in (0, None)
+    variant, hypernet, ve = {"ghn1_cifar10.yaml": ("ghn1", "gatedgnn", False), "ghn3t_cifar10.yaml": ("ghn3_t", "graphormer", True)}[config]  # fmt: skip
+    ghn = load_ghn(root / "ghn.safetensors")
+    assert ghn.config["hypernet"] == hypernet and ghn.config["ve"] is ve
+    assert json.loads((root / "ghn.json").read_text())["metadata"]["variant"] == variant
