@@ -138,7 +138,8 @@ def test_other_configs_run(config, tiny_graphs, tmp_path, monkeypatch):
         "--data.batch_size", "8", "--data.eval_batch_size", "8", "--data.limit", "32",
     ]  # fmt: skip
     assert main(args) in (0, None)
-    variant, hypernet, ve = {"ghn1_cifar10.yaml": ("ghn1", "gatedgnn", False), "ghn3t_cifar10.yaml": ("ghn3_t", "graphormer", True)}[config]  # fmt: skip
+    expected = {"ghn1_cifar10.yaml": ("ghn1", "gatedgnn", False), "ghn3t_cifar10.yaml": ("ghn3_t", "graphormer", True)}
+    variant, hypernet, ve = expected[config]
     ghn = load_ghn(root / "ghn.safetensors")
     assert ghn.config["hypernet"] == hypernet and ghn.config["ve"] is ve
     assert json.loads((root / "ghn.json").read_text())["metadata"]["variant"] == variant
