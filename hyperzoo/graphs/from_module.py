@@ -43,6 +43,7 @@ class _Node:
     fn: Any = None  # the autograd function for function nodes (pool sizes, keepdim)
     is_param: bool = False
     succ: set[int] = field(default_factory=set)
+    prefix: str | None = None  # function_prefix(name) of a function node, set by _filter
 
 
 def _make_inputs(
@@ -225,10 +226,12 @@ def _passes() -> list[tuple[str, Any]]:
 
 def _filter(nodes: list[_Node], adj: np.ndarray) -> tuple[list[_Node], np.ndarray]:
     """Contract the function nodes outside the vocabulary, pass by pass (reference: ``_filter_graph``)."""
+    for node in nodes:
+        node.prefix = None if node.is_param or node.name == "input" else function_prefix(node.name)
     for label, keep in _passes():
         kept: list[int] = []
         for i, node in enumerate(nodes):
-            pre = None if node.is_param or node.name == "input" else function_prefix(node.name)
+            pre = node.prefix
             if label == "*":
                 targeted = pre is not None and pre not in FUNCTION_OPS
             else:
@@ -378,16 +381,30 @@ def _trace_for_real(
     name: str,
     size_info: Any,
 ) -> tuple[list[_Node], set[int]]:
-    """Trace with a real forward pass; buffers, ``requires_grad`` flags and the RNG state are restored after."""
-    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    """Trace with a real forward pass; buffers, ``requires_grad`` flags and the RNG state are restored after.
+
+    Batch-norm layers in training mode stop tracking running statistics for the pass (the autograd graph is the
+    same), so their buffers need no copy; any other buffer is copied before and written back after.
+    """
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
+    untouched = {id(b) for m in norms for b in m.buffers(recurse=False)}
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers() if id(b) not in untouched}
     frozen = [p for _, p in named if not p.requires_grad]
     for p in frozen:
         p.requires_grad_(True)  # frozen parameters still get a node
+    for m in norms:
+        m.track_running_stats = False
     try:
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             outputs = _run_forward(model, args, kwargs, name, size_info)
             return _trace(model, outputs, param_map, param_ops)
     finally:
+        for m in norms:
+            m.track_running_stats = True
         for p in frozen:
             p.requires_grad_(False)
         with torch.no_grad():

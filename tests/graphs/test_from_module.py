@@ -38,9 +38,11 @@ def test_under_no_grad_mode_buffers_and_rng_untouched():
     torch.manual_seed(1)
     with torch.no_grad():
         g = graph_from_module(model, input_size=8)
+        real = graph_from_module(model, input_size=8, meta=False)  # a real forward updates no running statistic
     assert torch.rand(1) == expected
-    assert g.num_nodes == 6 and model.training
+    assert g.num_nodes == real.num_nodes == 6 and model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(m.track_running_stats for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     model.eval()
     with torch.inference_mode(False), torch.no_grad():
         assert graph_from_module(model, input_size=8).num_nodes == 6
