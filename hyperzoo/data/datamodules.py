@@ -226,17 +226,32 @@ class ImageDataModule(LightningDataModule):
         )
         return self._loader(self.train_set, sampler)
 
+    def _eval_order(self, indices: Tensor) -> Tensor:
+        """``indices`` in one fixed random order (``seed``), the same every epoch and on every rank.
+
+        Caches store images class by class, so batches in file order would each hold a single class: harmless
+        for accuracy with running statistics, meaningless for networks that normalize with batch statistics at
+        evaluation (GHN-predicted and one-shot networks), and a ``limit_val_batches`` subset would miss classes.
+        """
+        perm = torch.randperm(len(indices), generator=torch.Generator().manual_seed(self.seed))
+        return indices[perm]
+
     def val_dataloader(self) -> DataLoader:
+        """Evaluation batches in one fixed mixed order (:meth:`_eval_order`)."""
         self.setup()
         if self.val_size:
             assert self.train_set is not None and self.val_indices is not None
-            return self._loader(self.train_set, ShardedBatchSampler(self.val_indices, self.eval_batch_size, False))
+            sampler = ShardedBatchSampler(self._eval_order(self.val_indices), self.eval_batch_size, shuffle=False)
+            return self._loader(self.train_set, sampler)
         dataset = self._eval_set(("val", "test"))
-        return self._loader(dataset, ShardedBatchSampler(len(dataset), self.eval_batch_size, shuffle=False))
+        order = self._eval_order(torch.arange(len(dataset)))
+        return self._loader(dataset, ShardedBatchSampler(order, self.eval_batch_size, shuffle=False))
 
     def test_dataloader(self) -> DataLoader:
+        """Test batches in one fixed mixed order (:meth:`_eval_order`)."""
         dataset = self._eval_set(("test", "val"))
-        return self._loader(dataset, ShardedBatchSampler(len(dataset), self.eval_batch_size, shuffle=False))
+        order = self._eval_order(torch.arange(len(dataset)))
+        return self._loader(dataset, ShardedBatchSampler(order, self.eval_batch_size, shuffle=False))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Turns uint8 ``[b, h, w, c]`` into normalized float32 ``[b, c, h, w]``; augments in training."""

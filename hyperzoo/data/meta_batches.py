@@ -203,17 +203,6 @@ class GraphImageDataModule(ImageDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def val_dataloader(self) -> DataLoader:
-        """Evaluation images in one fixed random order.
-
-        A ``limit_val_batches`` subset then covers every class (image folders are stored class by class).
-        """
-        self.setup()
-        if self.val_size:
-            return super().val_dataloader()
-        dataset = self._eval_set(("val", "test"))
-        return self._loader(dataset, ShardedBatchSampler(len(dataset), self.eval_batch_size, True, self.seed))
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if len(batch) == 3:
             images, labels, graphs = batch

@@ -144,3 +144,18 @@ def test_full_cifar10_archive():
     dm.setup()
     assert len(dm.train_set) == 50000 and len(dm.eval_sets["test"]) == 10000
     assert dm.classes[0] == "airplane" and len(dm.train_dataloader()) == 391
+
+
+def test_eval_batches_mix_classes():
+    """Caches are stored class by class; val/test batches come in one fixed mixed order (batch-stat models)."""
+    from hyperzoo.data import CIFAR10DataModule
+
+    dm = CIFAR10DataModule(root="sample", batch_size=16, eval_batch_size=50)
+    dm.prepare_data()
+    dm.setup("fit")
+    for loader in (dm.val_dataloader, dm.test_dataloader):
+        first = [labels for _, labels in loader()]
+        again = [labels for _, labels in loader()]
+        assert all(len(set(b.tolist())) >= 5 for b in first[:4])  # every early batch spans many classes
+        assert all(torch.equal(a, b) for a, b in zip(first, again))  # the same order every time
+        assert sorted(torch.cat(first).tolist()) == sorted(dm.eval_sets["test"]._labels.tolist())  # all, once
