@@ -1,0 +1,38 @@
+"""Model merging: permutation specs derived from the computation graph, matching, PLeaS, baselines."""
+
+from hyperzoo.merge.baselines import METHODS, Ensemble, MergeResult, merge_models, reset_bn_stats
+from hyperzoo.merge.compute import count_macs, count_params
+from hyperzoo.merge.lstsq import RidgeSolver
+from hyperzoo.merge.matching import activation_correlations, activation_matching, solve_assignment, weight_matching
+from hyperzoo.merge.permute import load_state, permute_state, random_permutations, transform_state
+from hyperzoo.merge.pleas import MergePlan, build_merged, partial_plan, refit_least_squares
+from hyperzoo.merge.spec import AxisTie, Leaf, PermutationSpec, Site, check_spec, derive_spec
+
+__all__ = [
+    "METHODS",
+    "AxisTie",
+    "Ensemble",
+    "Leaf",
+    "MergePlan",
+    "MergeResult",
+    "PermutationSpec",
+    "RidgeSolver",
+    "Site",
+    "activation_correlations",
+    "activation_matching",
+    "build_merged",
+    "check_spec",
+    "count_macs",
+    "count_params",
+    "derive_spec",
+    "load_state",
+    "merge_models",
+    "partial_plan",
+    "permute_state",
+    "random_permutations",
+    "refit_least_squares",
+    "reset_bn_stats",
+    "solve_assignment",
+    "transform_state",
+    "weight_matching",
+]

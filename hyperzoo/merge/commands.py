@@ -1,0 +1,44 @@
+"""``hyperzoo merge A B``: merge two zoo models (or weight files)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from hyperzoo.merge.run import run_merge
+
+    run_merge(args)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``merge`` command."""
+    p = subparsers.add_parser(
+        "merge",
+        help="merge two models of one architecture (averaging, Git Re-Basin, PLeaS)",
+        description="Merges zoo entries A and B (names from `hyperzoo zoo list`, or paths of zoo .safetensors "
+        "files) and stores the merged model as a zoo entry in --out, with its test accuracy and compute.",
+    )
+    p.add_argument("a", help="zoo entry A")
+    p.add_argument("b", help="zoo entry B")
+    p.add_argument("--method", default="pleas", choices=["average", "rebasin", "pleas", "pleas_weight"])
+    p.add_argument("--width", type=float, default=1.0, help="merged width factor in [1, 2] (PLeaS)")
+    p.add_argument("--data", default="cifar10", choices=["cifar10"], help="dataset for statistics")
+    p.add_argument("--data-root", default="../shared/data/cifar10-jpeg.tar.gz", help="data root ('sample' works)")
+    p.add_argument(
+        "--labels",
+        default="auto",
+        choices=["auto", "same", "different"],
+        help="label spaces of A and B (auto: from the zoo metadata)",
+    )
+    p.add_argument("--batches", type=int, default=20, help="batches for matching, least squares and BN reset")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--ridge", type=float, default=1e-3)
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on this many test images")
+    p.add_argument("--zoo", default=None, help="zoo directory of A and B")
+    p.add_argument("--out", default="merged", help="output directory (a zoo of merged models)")
+    p.add_argument("--name", default=None, help="entry name of the merged model (default: derived)")
+    p.set_defaults(func=_cmd_merge)

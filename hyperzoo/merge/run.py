@@ -1,0 +1,149 @@
+"""Running merges on CIFAR-10 zoo models: data batches, evaluation per label space, the ``merge`` command.
+
+Statistics (matching, least squares, BN reset) use training images without augmentation; accuracy is measured on
+the test split. For models with different label spaces (zoo entries trained on label subsets) the merged model's
+outputs are ``[A's classes | B's classes]``: *joint* accuracy takes the argmax over all of them (task-agnostic),
+*per-half* accuracy the argmax over the matching head on that head's test images (task-aware).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hyperzoo.errors import ConfigError
+
+__all__ = ["accuracies", "data_batches", "load_merged", "predict", "run_merge", "test_data"]
+
+
+def data_batches(root: str, batch_size: int = 128, num_batches: int = 20, seed: int = 0) -> list[Tensor]:
+    """``num_batches`` normalized training batches (no augmentation, a fixed random order), kept in memory."""
+    from hyperzoo.data import CIFAR10DataModule
+
+    dm = CIFAR10DataModule(root=root, batch_size=batch_size, augment=False, seed=seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    out = []
+    for i, batch in enumerate(dm.train_dataloader()):
+        if i >= num_batches:
+            break
+        out.append(dm.on_after_batch_transfer(batch, 0)[0])
+    return out
+
+
+def test_data(root: str, limit: int | None = None, batch_size: int = 500) -> list[tuple[Tensor, Tensor]]:
+    """The test split (first ``limit`` images of a fixed shuffle when given) as normalized batches."""
+    from hyperzoo.data import CIFAR10DataModule
+
+    dm = CIFAR10DataModule(root=root, batch_size=batch_size, augment=False)
+    dm.prepare_data()
+    dm.setup("test")
+    batches = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    if limit is not None and limit < len(y):
+        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:limit]
+        x, y = x[keep], y[keep]
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """Logits and labels over ``data``."""
+    model.eval()
+    out = [(model(x), y) for x, y in data]
+    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+
+def accuracies(
+    logits: Tensor,
+    labels: Tensor,
+    classes_a: list[int],
+    classes_b: list[int] | None = None,
+) -> dict[str, float]:
+    """Accuracy for one label space (``classes_b`` None) or both heads side by side (joint and per half)."""
+    if classes_b is None:
+        lut = torch.tensor(classes_a)
+        mask = torch.isin(labels, lut)
+        return {"acc": float((lut[logits[mask].argmax(1)] == labels[mask]).float().mean())}
+    na = len(classes_a)
+    lut = torch.tensor(classes_a + classes_b)
+    res = {"joint": float((lut[logits.argmax(1)] == labels).float().mean())}
+    for key, cls, sl in (("half_a", classes_a, slice(0, na)), ("half_b", classes_b, slice(na, None))):
+        t = torch.tensor(cls)
+        mask = torch.isin(labels, t)
+        res[key] = float((t[logits[mask][:, sl].argmax(1)] == labels[mask]).float().mean())
+    return res
+
+
+def _meta_classes(meta: dict[str, Any]) -> list[int]:
+    return list(meta.get("classes") or range(int(meta.get("num_classes", 10))))
+
+
+def run_merge(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``hyperzoo merge`` command: merge, evaluate, store the merged model as a zoo entry in ``--out``."""
+    from hyperzoo.merge.baselines import merge_models
+    from hyperzoo.zoo.store import load_meta, load_model, save_model
+
+    meta_a, meta_b = load_meta(*_name_root(args.a, args.zoo)), load_meta(*_name_root(args.b, args.zoo))
+    if (meta_a["model"], meta_a.get("model_kwargs")) != (meta_b["model"], meta_b.get("model_kwargs")):
+        raise ConfigError(
+            f"{args.a} is {meta_a['model']} {meta_a.get('model_kwargs')} but {args.b} is {meta_b['model']} "
+            f"{meta_b.get('model_kwargs')}; merging needs two models of the same architecture and width"
+        )
+    ca, cb = _meta_classes(meta_a), _meta_classes(meta_b)
+    labels = args.labels if args.labels != "auto" else ("same" if ca == cb else "different")
+    if labels == "same" and ca != cb:
+        raise ConfigError(f"{args.a} and {args.b} were trained on different classes; use --labels different")
+    a, b = load_model(*_name_root(args.a, args.zoo)), load_model(*_name_root(args.b, args.zoo))
+    batches = data_batches(args.data_root, args.batch_size, args.batches)
+    result = merge_models(
+        a, b, args.method, args.width, batches, labels, args.batches, args.batches, args.batches, args.ridge
+    )
+    data = test_data(args.data_root, args.test_limit)
+    acc = accuracies(*predict(result.model, data), ca, cb if labels == "different" else None)
+    name = args.name or f"{Path(args.a).stem}+{Path(args.b).stem}-{args.method}-w{args.width:g}"
+    info = {**result.info, **acc}
+    meta = {
+        "model": meta_a["model"],
+        "model_kwargs": meta_a.get("model_kwargs", {}),
+        "num_classes": len(ca) + (len(cb) if labels == "different" else 0),
+        "classes": ca + (cb if labels == "different" else []),
+        "merged_from": [meta_a["name"], meta_b["name"]],
+        "source_num_classes": len(ca),
+        "merge": info,
+        "leaf_widths": {str(k): v for k, v in result.plan.widths.items()},
+        "loader": "hyperzoo.merge.run.load_merged (tensors may be wider than the registered model)",
+    }
+    path = save_model(name, result.model, meta, args.out)
+    print(json.dumps({"out": str(path), **info}, indent=1, default=float))
+    return info
+
+
+def load_merged(name: str, root: str | None = None) -> nn.Module:
+    """Loads a merged model written by ``hyperzoo merge`` (widths recorded per permutation group)."""
+    from safetensors.torch import load_file
+
+    from hyperzoo.merge.permute import load_state
+    from hyperzoo.merge.spec import derive_spec
+    from hyperzoo.nets import create_model
+    from hyperzoo.zoo.store import entry_path, load_meta
+
+    name, root = _name_root(name, root)
+    meta = load_meta(name, root)
+    n = int(meta.get("source_num_classes", meta.get("num_classes", 10)))
+    template = create_model(meta["model"], num_classes=n, **meta.get("model_kwargs", {}))
+    spec = derive_spec(template)
+    widths = {int(k): int(v) for k, v in meta.get("leaf_widths", {}).items()}
+    return load_state(template, load_file(str(entry_path(name, root))), spec, widths).eval()
+
+
+def _name_root(name: str, zoo: str | None) -> tuple[str, str | None]:
+    p = Path(name)
+    if p.suffix in (".safetensors", ".json"):
+        return p.stem, str(p.parent)
+    return name, zoo

@@ -1,0 +1,35 @@
+"""``hyperzoo stitch fit|select``: train an SN-Net from a config, pick the best configuration under a budget."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from hyperzoo.stitch.run import run_fit
+
+    run_fit(args.config, args.out)
+    return 0
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from hyperzoo.stitch.run import run_select
+
+    run_select(args.table, args.budget_flops)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``stitch`` command."""
+    p = subparsers.add_parser("stitch", help="SN-Net: stitch zoo anchors, select a configuration under a budget")
+    sub = p.add_subparsers(dest="stitch_command", metavar="ACTION", required=True)
+    q = sub.add_parser("fit", help="LS-initialise, train and evaluate an SN-Net from a YAML config")
+    q.add_argument("--config", required=True, help="stitch YAML (experiments/configs/stitch_cifar10.yaml)")
+    q.add_argument("--out", default=None, help="output directory (default: the config's out)")
+    q.set_defaults(func=_cmd_fit)
+    q = sub.add_parser("select", help="best evaluated configuration within a FLOPs budget, and the Pareto front")
+    q.add_argument("--table", required=True, help="configs.json written by `hyperzoo stitch fit`")
+    q.add_argument("--budget-flops", type=float, required=True, help="budget in FLOPs (2 x MACs) per image")
+    q.set_defaults(func=_cmd_select)

@@ -1,0 +1,49 @@
+"""StitchModule: a random configuration per step, fast_dev_run on the embedded sample."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+
+from hyperzoo.data import CIFAR10DataModule
+from hyperzoo.lightning.stitch_module import StitchModule
+from hyperzoo.nets import create_model
+from hyperzoo.stitch.snnet import SNNet
+
+
+def _fit(module: StitchModule, steps: int = 1) -> None:
+    trainer = pl.Trainer(
+        fast_dev_run=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=CIFAR10DataModule(root="sample", batch_size=8))
+
+
+def _snnet() -> SNNet:
+    anchors = [create_model("resnet8", shortcut="B").eval(), create_model("resnet8", width=2, shortcut="B").eval()]
+    return SNNet(anchors, window=0)
+
+
+def test_fast_dev_run_trains_with_frozen_bn_statistics() -> None:
+    sn = _snnet()
+    before = {k: v.clone() for k, v in sn.state_dict().items()}
+    _fit(StitchModule(sn, lr=0.05, anchor_lr_scale=0.1, seed=0, freeze_bn=True), steps=2)
+    after = sn.state_dict()
+    changed = [k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert changed  # the sampled configurations moved their parameters
+    assert all(torch.equal(after[k], v) for k, v in before.items() if "running" in k)
+    assert 0 <= sn.active < len(sn.configs)
+
+
+def test_frozen_anchors_and_bn_updates_for_eval_mode_anchors() -> None:
+    sn = _snnet()
+    before = {k: v.clone() for k, v in sn.anchors.state_dict().items()}
+    _fit(StitchModule(sn, lr=0.05, anchor_lr_scale=0.0, freeze_bn=False), steps=2)
+    after = sn.anchors.state_dict()
+    weights = [k for k in before if "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(after[k], before[k]) for k in weights)  # anchor_lr_scale=0 freezes the anchors
+    assert any(not torch.equal(after[k], before[k]) for k in before if "running_mean" in k)  # stats do update

@@ -1,0 +1,38 @@
+"""``hyperzoo stitch fit`` / ``select`` on zoo anchors and the embedded sample."""
+
+from __future__ import annotations
+
+import json
+
+from hyperzoo.cli import main
+from hyperzoo.nets import create_model
+from hyperzoo.zoo.store import save_model
+
+
+def test_fit_and_select(tmp_path, capsys) -> None:
+    for name, width in (("x1", 1), ("x2", 2)):
+        save_model(
+            name,
+            create_model("resnet8", width=width, shortcut="B"),
+            {"model": "resnet8", "model_kwargs": {"width": width, "shortcut": "B"}},
+            tmp_path,
+        )
+    cfg = tmp_path / "stitch.yaml"
+    cfg.write_text(
+        f"anchors: [x1, x2]\nzoo: {tmp_path}\ndata: {{root: sample, batch_size: 32}}\nwindow: 0\n"
+        f"ls_batches: 1\ntrain: {{max_epochs: 1, limit_train_batches: 2}}\ntest_limit: 64\nout: {tmp_path}/run\n"
+    )
+    assert main(["stitch", "fit", "--config", str(cfg)]) == 0
+    table = json.loads((tmp_path / "run" / "configs.json").read_text())
+    rows = table["configs"]
+    assert len(rows) > 2 and all(0 <= r["acc"] <= 1 for r in rows) and any(r["pareto"] for r in rows)
+    assert (tmp_path / "run" / "pareto.png").is_file()
+    capsys.readouterr()
+    budget = min(r["flops"] for r in rows if not r["anchor"]) + 1
+    assert (
+        main(["stitch", "select", "--table", str(tmp_path / "run" / "configs.json"), "--budget-flops", str(budget)])
+        == 0
+    )
+    best = json.loads(capsys.readouterr().out)
+    assert best["flops"] <= budget
+    assert main(["stitch", "select", "--table", str(tmp_path / "run" / "configs.json"), "--budget-flops", "1"]) == 2
