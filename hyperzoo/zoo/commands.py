@@ -1,0 +1,67 @@
+"""``hyperzoo zoo train|list|add``: train the zoo from a config, list its entries, add local weight files."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hyperzoo.zoo.train import train_zoo
+
+    overrides = {"root": args.data_root} if args.data_root else None
+    train_zoo(args.config, root=args.zoo, only=args.only or None, overrides=overrides)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from hyperzoo.zoo.store import list_zoo, load_meta, zoo_dir
+
+    names = list_zoo(args.zoo)
+    if not names:
+        print(f"zoo {zoo_dir(args.zoo)} is empty; train it with `hyperzoo zoo train --config ...`")
+        return 0
+    print(f"{'name':24s} {'model':14s} {'kwargs':28s} {'classes':10s} {'epochs':>6s} {'test acc':>8s} {'MMACs':>8s}")
+    for name in names:
+        m = load_meta(name, args.zoo)
+        classes = m.get("classes") or []
+        cls = f"{classes[0]}-{classes[-1]}" if classes else "?"
+        acc = m.get("test_acc")
+        print(
+            f"{name:24s} {m['model']:14s} {m.get('model_kwargs', {})!s:28s} {cls:10s} "
+            f"{m.get('recipe', {}).get('epochs', '-')!s:>6s} {acc * 100 if acc is not None else float('nan'):8.2f} "
+            f"{m.get('macs', 0) / 1e6:8.1f}"
+        )
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from hyperzoo.zoo.store import add_external
+
+    path = add_external(args.name, args.model, args.weights, args.num_classes, args.source, args.zoo)
+    print(f"zoo: stored {path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``zoo`` command."""
+    p = subparsers.add_parser("zoo", help="a local model zoo (train, list, add local weights)")
+    sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+    q = sub.add_parser("train", help="train every entry of a zoo config that is not stored yet")
+    q.add_argument("--config", required=True, help="zoo YAML (experiments/configs/zoo_cifar10.yaml)")
+    q.add_argument("--zoo", default=None, help="zoo directory (default $HYPERZOO_ZOO or ./zoo)")
+    q.add_argument("--only", nargs="*", help="train only these entries")
+    q.add_argument("--data-root", default=None, help="override data.root of the config")
+    q.set_defaults(func=_cmd_train)
+    q = sub.add_parser("list", help="list the zoo's entries")
+    q.add_argument("--zoo", default=None, help="zoo directory")
+    q.set_defaults(func=_cmd_list)
+    q = sub.add_parser("add", help="add a model from a local torchvision/timm weights file")
+    q.add_argument("name", help="zoo entry name")
+    q.add_argument("--model", required=True, help="registered (torchvision) model name, or a timm name")
+    q.add_argument("--weights", required=True, help="local .safetensors or .pth state dict")
+    q.add_argument("--num-classes", type=int, default=1000)
+    q.add_argument("--source", choices=["torchvision", "timm"], default="torchvision")
+    q.add_argument("--zoo", default=None, help="zoo directory")
+    q.set_defaults(func=_cmd_add)
