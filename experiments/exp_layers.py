@@ -147,7 +147,7 @@ def _classifier(head: str, num_classes: int) -> pl.LightningModule:
     common = {"lr": 0.1, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine", "num_classes": num_classes}
     if head == "linear":
         return ImageClassifier("resnet20", **common)
-    return GCRClassifier("resnet20", gcr_k=int(head[1:]), gcr_gamma=25.0, **common)  # type: ignore[arg-type]
+    return GCRClassifier("resnet20", gcr_k=int(head[1:]), gcr_gamma=25.0, gcr_overlap=True, **common)  # type: ignore[arg-type]
 
 
 def run_gcr(args: argparse.Namespace) -> None:

@@ -84,16 +84,25 @@ class GrassmannHead(nn.Module):
     Args:
         in_features: feature dimension ``D``.
         num_classes: number of classes ``C``.
-        k: dimension of each class subspace (1 <= k <= D). Subspaces of different classes may overlap, so
-            ``C * k`` may exceed ``D`` (the paper's ImageNet head has 1000 x 8 > 2048).
+        k: dimension of each class subspace (1 <= k <= D).
         gamma: logit scale (the paper uses 25).
         eps: guards the feature normalization.
+        overlap: allow ``C * k > D``. Then the class subspaces cannot be mutually orthogonal and must share
+            directions (the paper's ImageNet head does: 1000 x 8 > 2048); without it that is an error.
 
     Shapes:
         input ``(B, D)`` -> logits ``(B, C)``; ``weight`` is ``(C * k, D)`` with orthonormal rows per class.
     """
 
-    def __init__(self, in_features: int, num_classes: int, k: int = 8, gamma: float = 25.0, eps: float = 1e-6):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        k: int = 8,
+        gamma: float = 25.0,
+        eps: float = 1e-6,
+        overlap: bool = False,
+    ):
         super().__init__()
         if k < 1 or k > in_features:
             raise ConfigError(
@@ -102,6 +111,12 @@ class GrassmannHead(nn.Module):
             )
         if num_classes < 1:
             raise ConfigError(f"GrassmannHead: num_classes must be >= 1, got {num_classes}")
+        if num_classes * k > in_features and not overlap:
+            raise ConfigError(
+                f"GrassmannHead: {num_classes} classes x k={k} = {num_classes * k} subspace dimensions exceed the "
+                f"{in_features} feature dimensions, so the class subspaces would have to overlap; use "
+                f"k <= {max(in_features // num_classes, 1)} or pass overlap=True to allow overlapping subspaces"
+            )
         self.in_features, self.num_classes, self.k, self.gamma, self.eps = in_features, num_classes, k, gamma, eps
         self.weight = tag_grassmann(nn.Parameter(torch.empty(num_classes * k, in_features)), k)
         self.reset_parameters()
@@ -123,7 +138,9 @@ class GrassmannHead(nn.Module):
         return f"in_features={self.in_features}, num_classes={self.num_classes}, k={self.k}, gamma={self.gamma}"
 
 
-def replace_head(model: nn.Module, k: int = 8, gamma: float = 25.0, name: str | None = None) -> nn.Module:
+def replace_head(
+    model: nn.Module, k: int = 8, gamma: float = 25.0, name: str | None = None, overlap: bool = False
+) -> nn.Module:
     """Replaces the final linear classifier of ``model`` in place by a :class:`GrassmannHead`; returns ``model``.
 
     Works for hyperzoo's CIFAR ResNets/WRNs (``fc``), torchvision ResNets (``fc``) and models whose classifier
@@ -134,9 +151,11 @@ def replace_head(model: nn.Module, k: int = 8, gamma: float = 25.0, name: str | 
         k: subspace dimension per class.
         gamma: logit scale.
         name: dotted name of the linear layer to replace; None takes the last ``nn.Linear`` of the model.
+        overlap: allow ``classes * k`` above the feature dimension (:class:`GrassmannHead`).
 
     Raises:
-        ConfigError: no linear layer found (or ``name`` is not a linear layer), or ``k`` exceeds its input size.
+        ConfigError: no linear layer found (or ``name`` is not a linear layer), ``k`` exceeds its input size, or
+            ``classes * k`` does and ``overlap`` is not set.
     """
     if name is None:
         linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -149,7 +168,7 @@ def replace_head(model: nn.Module, k: int = 8, gamma: float = 25.0, name: str | 
         old = None
     if not isinstance(old, nn.Linear):
         raise ConfigError(f"replace_head: {type(model).__name__}.{name} is not an nn.Linear (got {type(old).__name__})")
-    head = GrassmannHead(old.in_features, old.out_features, k=k, gamma=gamma).to(old.weight.device)
+    head = GrassmannHead(old.in_features, old.out_features, k=k, gamma=gamma, overlap=overlap).to(old.weight.device)
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     if isinstance(parent, nn.Sequential) and child.isdigit():
@@ -297,12 +316,15 @@ class GrassmannOptimizer(torch.optim.Optimizer):
 
 
 def _gcr_entry(base: str, k: int) -> Callable[..., nn.Module]:
-    def entry(gamma: float = 25.0, **kwargs: Any) -> nn.Module:
+    def entry(gamma: float = 25.0, overlap: bool = True, **kwargs: Any) -> nn.Module:
         from hyperzoo.nets.factory import MODELS
 
-        return replace_head(MODELS.get(base)(**kwargs), k=k, gamma=gamma)
+        return replace_head(MODELS.get(base)(**kwargs), k=k, gamma=gamma, overlap=overlap)
 
-    entry.__doc__ = f"{base} with a Grassmann class head, k={k} (Wang et al. 2023); train with GrassmannOptimizer."
+    entry.__doc__ = (
+        f"{base} with a Grassmann class head, k={k} (Wang et al. 2023); train with GrassmannOptimizer. A preset of "
+        "the paper's kind: class subspaces may overlap when classes x k exceeds the features (overlap=False refuses)."
+    )
     return entry
 
 

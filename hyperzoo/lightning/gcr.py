@@ -34,6 +34,8 @@ class GCRClassifier(ImageClassifier):
         grassmann_momentum: momentum of the Riemannian SGD.
         reorth_every: QR re-orthonormalization every this many steps.
         head: dotted name of the linear classifier to replace; None takes the model's last ``nn.Linear``.
+        gcr_overlap: allow ``classes * gcr_k`` above the feature dimension (overlapping class subspaces, e.g.
+            ResNet-20's 64 features with 10 classes and k = 8); without it that is an error.
         **kwargs: the arguments of :class:`~hyperzoo.lightning.classifier.ImageClassifier`.
     """
 
@@ -61,13 +63,14 @@ class GCRClassifier(ImageClassifier):
         grassmann_momentum: float = 0.9,
         reorth_every: int = 1,
         head: str | None = None,
+        gcr_overlap: bool = False,
     ) -> None:
         super().__init__(
             model, num_classes, model_kwargs, optimizer, lr, momentum, nesterov, weight_decay, decay_norm_and_bias,
             schedule, milestones, gamma, warmup_epochs, label_smoothing, max_bad_steps, channels_last,
         )  # fmt: skip
         self.save_hyperparameters()
-        replace_head(self.net, k=gcr_k, gamma=gcr_gamma, name=head)
+        replace_head(self.net, k=gcr_k, gamma=gcr_gamma, name=head, overlap=gcr_overlap)
 
     def configure_optimizers(self) -> Any:
         hp: Any = self.hparams

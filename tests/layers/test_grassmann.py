@@ -125,12 +125,17 @@ def test_drop_in_heads_for_cifar_and_torchvision_models():
     mb = replace_head(torchvision.models.mobilenet_v3_small(num_classes=5), k=8)
     assert isinstance(mb.classifier[-1], GrassmannHead)
     # k * classes may exceed the feature size (subspaces may overlap, as in the paper's 1000 x 8 > 2048)
-    assert GrassmannHead(64, 10, k=8).weight.shape == (80, 64)
+    assert GrassmannHead(64, 10, k=8, overlap=True).weight.shape == (80, 64)
 
 
 def test_bad_inputs():
     with pytest.raises(ConfigError, match="k <= in_features"):
         GrassmannHead(8, 3, k=9)
+    with pytest.raises(ConfigError, match=r"10 classes x k=8 = 80 .* exceed the 64 feature .*overlap=True"):
+        GrassmannHead(64, 10, k=8)
+    with pytest.raises(ConfigError, match="overlap=True"):
+        replace_head(create_model("resnet20"), k=8)
+    assert create_model("resnet20_gcr8").fc.k == 8  # the registry presets allow overlap, as the paper's heads
     with pytest.raises(ConfigError, match="no Grassmann parameter"):
         GrassmannOptimizer(nn.Linear(3, 3).parameters())
     with pytest.raises(ConfigError, match=r"no nn\.Linear"):
