@@ -23,7 +23,14 @@ Command = Callable[[argparse.Namespace], int | None]
 
 # Subpackages that add their own subcommands: each module defines `register(subparsers)`, which adds parsers
 # whose defaults set `func(args) -> int | None`. Keep imports inside the command functions so `--help` is fast.
-COMMAND_MODULES: list[str] = ["hyperzoo.graphs.commands", "hyperzoo.ghn.commands", "hyperzoo.smash.commands", "hyperzoo.zoo.commands", "hyperzoo.merge.commands", "hyperzoo.stitch.commands"]
+COMMAND_MODULES: list[str] = [
+    "hyperzoo.graphs.commands",
+    "hyperzoo.ghn.commands",
+    "hyperzoo.smash.commands",
+    "hyperzoo.zoo.commands",
+    "hyperzoo.merge.commands",
+    "hyperzoo.stitch.commands",
+]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

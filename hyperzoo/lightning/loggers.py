@@ -34,4 +34,4 @@ class ResumableCSVLogger(CSVLogger):
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
+        return self._experiment  # type: ignore[return-value]  # our writer subclasses Lightning's private one

@@ -22,4 +22,4 @@ __all__ = [
     "model_family",
     "register_model",
 ]
-import hyperzoo.layers  # noqa: E402, F401  (registers the LAuReL, GCR and MixtureGrowth model names)
+import hyperzoo.layers  # noqa: F401  (registers the LAuReL, GCR and MixtureGrowth model names)
