@@ -213,7 +213,7 @@ def _weight_cost(
     order ``perms[leaf]`` and the columns are put back with its inverse.
     """
     n = spec.leaves[leaf].size
-    cost = torch.zeros(n, n, dtype=torch.float64)
+    cost = torch.zeros(n, n)  # float32 products and sums: a float64 copy per product cost 15 % of the run
     for name, ties in spec.ties.items():
         if name.rsplit(".", 1)[-1] in _STATS or name not in sa:
             continue
@@ -221,8 +221,8 @@ def _weight_cost(
             if leaf not in tie.segments:
                 continue
             for ra, rb in zip(_rows(sa[name], tie, spec, leaf), _rows(pb[name], tie, spec, leaf), strict=True):
-                cost += (ra @ rb.T).double()
-    return cost[:, torch.argsort(perms[leaf])]
+                cost.addmm_(ra, rb.T)
+    return cost[:, torch.argsort(perms[leaf])].double()
 
 
 @torch.no_grad()

@@ -184,15 +184,38 @@ def _fit_layers(merged: nn.Module, spec: PermutationSpec) -> dict[str, tuple[Axi
     return layers
 
 
-def _patches(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """im2col rows ``(B * L, C * kh * kw)`` of a conv's input."""
+def _check_conv(conv: nn.Conv2d) -> None:
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ConfigError(
             f"least-squares refit supports zero-padded convolutions with explicit padding, not "
             f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}"
         )
+
+
+def _patches(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """im2col rows ``(B * L, C * kh * kw)`` of a conv's input (``F.unfold`` order)."""
+    _check_conv(conv)
     cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
     return rearrange(cols, "b d l -> (b l) d")
+
+
+def _sampled_patches(x: Tensor, conv: nn.Conv2d, keep: Tensor, out_hw: tuple[int, int]) -> Tensor:
+    """Rows ``keep`` (flat ``b * L + l`` indices) of :func:`_patches`, gathered without the full im2col.
+
+    A 128-image batch at 32x32 has 131,072 patch rows; the refit keeps 8,192 of them, so gathering only those
+    avoids materialising (and then indexing) a matrix 16x larger than what is used.
+    """
+    _check_conv(conv)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    oh, ow = out_hw
+    xp = F.pad(x, (pw, pw, ph, ph))
+    pixels = xp.flatten(2).transpose(1, 2)  # (B, Hp * Wp, C): one gather per tap reads a whole channel vector
+    b, pos = keep // (oh * ow), keep % (oh * ow)
+    rows = (pos // ow * sh)[:, None] + torch.arange(kh, device=x.device)[None, :] * dh  # (N, kh)
+    cols = (pos % ow * sw)[:, None] + torch.arange(kw, device=x.device)[None, :] * dw  # (N, kw)
+    taps = (rows[:, :, None] * xp.shape[3] + cols[:, None, :]).reshape(keep.shape[0], -1)  # (N, kh * kw)
+    patches = pixels[b[:, None], taps]  # (N, kh * kw, C)
+    return patches.transpose(1, 2).reshape(keep.shape[0], -1)
 
 
 @torch.no_grad()
@@ -265,13 +288,18 @@ def refit_least_squares(
                 xm = _merge_activation(xa, xb, cdim, tie_in, spec, plan)
                 ym = _merge_activation(ya, yb, cdim, tie_out, spec, plan)
                 if isinstance(m, nn.Conv2d):
-                    rows_x = _patches(xm, m)
                     rows_y = rearrange(ym, "b c h w -> (b h w) c")
+                    if rows_y.shape[0] > rows_per_batch:
+                        keep = torch.randperm(rows_y.shape[0], generator=gen)[:rows_per_batch].to(ym.device)
+                        rows_x = _sampled_patches(xm, m, keep, (ym.shape[2], ym.shape[3]))
+                        rows_y = rows_y[keep]
+                    else:
+                        rows_x = _patches(xm, m)
                 else:
                     rows_x, rows_y = xm.reshape(-1, xm.shape[-1]), ym.reshape(-1, ym.shape[-1])
-                if rows_x.shape[0] > rows_per_batch:
-                    keep = torch.randperm(rows_x.shape[0], generator=gen)[:rows_per_batch].to(rows_x.device)
-                    rows_x, rows_y = rows_x[keep], rows_y[keep]
+                    if rows_x.shape[0] > rows_per_batch:
+                        keep = torch.randperm(rows_x.shape[0], generator=gen)[:rows_per_batch].to(rows_x.device)
+                        rows_x, rows_y = rows_x[keep], rows_y[keep]
                 solvers[name].update(rows_x, rows_y)
     finally:
         for h in handles:

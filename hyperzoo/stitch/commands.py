@@ -10,7 +10,7 @@ __all__ = ["register"]
 def _cmd_fit(args: argparse.Namespace) -> int:
     from hyperzoo.stitch.run import run_fit
 
-    run_fit(args.config, args.out)
+    run_fit(args.config, args.out, init=args.init, epochs=args.epochs)
     return 0
 
 
@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("fit", help="LS-initialise, train and evaluate an SN-Net from a YAML config")
     q.add_argument("--config", required=True, help="stitch YAML (experiments/configs/stitch_cifar10.yaml)")
     q.add_argument("--out", default=None, help="output directory (default: the config's out)")
+    q.add_argument(
+        "--init", choices=["ls", "random"], default=None, help="stitching-layer init, overrides the config's init"
+    )
+    q.add_argument(
+        "--epochs", type=float, default=None, help="training epochs, overrides train.max_epochs (0: evaluate the init)"
+    )
     q.set_defaults(func=_cmd_fit)
     q = sub.add_parser("select", help="best evaluated configuration within a FLOPs budget, and the Pareto front")
     q.add_argument("--table", required=True, help="configs.json written by `hyperzoo stitch fit`")

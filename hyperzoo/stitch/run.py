@@ -87,8 +87,10 @@ def _load_config(path: str) -> dict[str, Any]:
     return cfg
 
 
-def run_fit(config: str, out: str | None = None) -> list[dict[str, Any]]:
-    """The ``hyperzoo stitch fit`` command."""
+def run_fit(
+    config: str, out: str | None = None, init: str | None = None, epochs: float | None = None
+) -> list[dict[str, Any]]:
+    """The ``hyperzoo stitch fit`` command; ``init`` and ``epochs`` override the config's (one config, variants)."""
     import lightning.pytorch as pl
 
     from hyperzoo.lightning.stitch_module import StitchModule
@@ -96,6 +98,14 @@ def run_fit(config: str, out: str | None = None) -> list[dict[str, Any]]:
     from hyperzoo.zoo.train import ClassSubsetCIFAR10
 
     cfg = _load_config(config)
+    if init is not None:
+        if init not in ("ls", "random"):
+            raise ConfigError(f"init must be 'ls' or 'random', got {init!r}")
+        cfg["init"] = init
+    if epochs is not None:
+        if epochs < 0:
+            raise ConfigError(f"epochs must be >= 0 (0 evaluates the initialised stitches), got {epochs}")
+        cfg["train"] = {**(cfg.get("train") or {}), "max_epochs": epochs}
     data = {"root": "sample", "batch_size": 128, **(cfg.get("data") or {})}
     out_dir = Path(out or cfg.get("out") or "runs/stitch")
     train = {

@@ -92,3 +92,22 @@ def test_partial_widths_with_depthwise_and_grouped_convs(name: str) -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():  # merged pairs average identical channels, separate ones are copies: exact
         torch.testing.assert_close(merged(x), a(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, dilation",
+    [(3, 1, 1, 1), (3, 2, 1, 1), (1, 2, 0, 1), (5, 1, 2, 2), ((3, 1), (2, 1), (1, 0), 1)],
+)
+def test_sampled_patches_equal_the_rows_of_the_full_im2col(kernel, stride, padding, dilation) -> None:
+    from torch import nn
+
+    from hyperzoo.merge.pleas import _patches, _sampled_patches
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(7, 4, kernel, stride=stride, padding=padding, dilation=dilation)
+    x = torch.randn(5, 7, 13, 11)
+    y = conv(x)
+    full = _patches(x, conv)
+    assert full.shape[0] == 5 * y.shape[2] * y.shape[3]
+    keep = torch.randperm(full.shape[0])[:50]
+    assert torch.equal(_sampled_patches(x, conv, keep, (y.shape[2], y.shape[3])), full[keep])

@@ -36,3 +36,24 @@ def test_fit_and_select(tmp_path, capsys) -> None:
     best = json.loads(capsys.readouterr().out)
     assert best["flops"] <= budget
     assert main(["stitch", "select", "--table", str(tmp_path / "run" / "configs.json"), "--budget-flops", "1"]) == 2
+
+
+def test_fit_overrides_init_and_epochs(tmp_path) -> None:
+    for name in ("a", "b"):
+        save_model(
+            name,
+            create_model("resnet8", shortcut="B"),
+            {"model": "resnet8", "model_kwargs": {"shortcut": "B"}},
+            tmp_path,
+        )
+    cfg = tmp_path / "stitch.yaml"
+    cfg.write_text(
+        f"anchors: [a, b]\nzoo: {tmp_path}\ndata: {{root: sample, batch_size: 32}}\nwindow: 0\n"
+        f"init: ls\nls_batches: 1\ntrain: {{max_epochs: 1, limit_train_batches: 2}}\ntest_limit: 32\n"
+    )
+    out = tmp_path / "random_untrained"
+    assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--init", "random", "--epochs", "0"]) == 0
+    meta = json.loads((out / "configs.json").read_text())["meta"]
+    assert meta["config"]["init"] == "random" and meta["config"]["train"]["max_epochs"] == 0
+    assert meta["init_s"] < 1.0 and meta["train_s"] < 1.0  # no LS pass, no training
+    assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--epochs", "-1"]) == 2
