@@ -2,7 +2,7 @@
 
 Config (YAML)::
 
-    anchors: [r8x1-s0, r20x1-s0]       # zoo entries (same label space)
+    anchors: [r20x1-s0, r32x1-s0, r56x1-s0]   # zoo entries (same label space)
     zoo: null                          # zoo directory ($HYPERZOO_ZOO or ./zoo)
     data: {root: ../shared/data/cifar10-jpeg.tar.gz, limit: 10000, batch_size: 128}
     window: 1                          # entries around the nearest-interpolated block
@@ -15,7 +15,8 @@ Config (YAML)::
     out: runs/stitch_cifar10
 
 ``fit`` writes ``<out>/configs.json`` (every configuration: MACs, FLOPs, parameters, test accuracy, Pareto flag),
-``<out>/snnet.safetensors`` + ``snnet.json`` and ``<out>/pareto.png``.
+``<out>/snnet.safetensors`` + ``snnet.json`` and ``<out>/pareto.png``. ``hyperzoo stitch fit --init random`` and
+``--epochs 0`` run the ablations (random init, LS init alone) from the same config.
 """
 
 from __future__ import annotations

@@ -4,15 +4,18 @@ A config has ``data`` (CIFAR-10 data-module arguments: ``root``, ``limit``, ``ba
 (recipe shared by all entries) and ``models`` (one mapping per entry: ``name`` plus any recipe key to override).
 Recipe keys: ``model``, ``model_kwargs``, ``seed``, ``epochs``, ``lr``, ``weight_decay``, ``classes`` (a label
 subset; labels are renumbered 0..k-1 in that order), ``limit`` (training images, a fixed random subset of
-all ten classes taken before the label subset). Entries already in the zoo are skipped, so a killed run
-resumes where it stopped; the seed fixes initialisation, data order and augmentation.
+all ten classes taken before the label subset). Entries already in the zoo are skipped, and an entry killed
+mid-training resumes from its last finished epoch (``<zoo>/.partial/<name>/last.ckpt``, our own file, deleted
+once the entry is stored); the seed fixes initialisation, data order and augmentation.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +139,26 @@ def evaluate(model: torch.nn.Module, dm: Any, split: str = "test", device: str =
     return right / max(1, total)
 
 
+def _epoch_logger() -> Any:
+    """A callback printing one line per epoch (the zoo trains without a progress bar, possibly under nohup)."""
+    import lightning.pytorch as pl
+
+    class EpochLog(pl.Callback):
+        def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+            loss = trainer.callback_metrics.get("train/loss")
+            print(
+                f"zoo:   epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
+                f"train loss {float(loss) if loss is not None else float('nan'):.4f} "
+                f"({time.perf_counter() - self.t0:.0f} s)",
+                flush=True,
+            )
+
+    return EpochLog()
+
+
 def train_entry(
     entry: dict[str, Any], data: dict[str, Any], root: str | None = None, trainer_kwargs: dict[str, Any] | None = None
 ) -> Path:
@@ -159,18 +182,32 @@ def train_entry(
         nesterov=True,
         schedule="cosine",
     )
+    partial = entry_path(e["name"], root).parent / ".partial" / e["name"]
     kwargs = {
         "accelerator": "auto",
         "devices": 1,
         "logger": False,
-        "enable_checkpointing": False,
         "enable_progress_bar": False,
         "enable_model_summary": False,
         **(trainer_kwargs or {}),
     }
-    trainer = pl.Trainer(max_epochs=int(e["epochs"]), num_sanity_val_steps=0, limit_val_batches=0, **kwargs)
+    callbacks = [
+        *kwargs.pop("callbacks", []),
+        _epoch_logger(),
+        pl.callbacks.ModelCheckpoint(
+            dirpath=partial, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
+        ),
+    ]
+    trainer = pl.Trainer(
+        max_epochs=int(e["epochs"]), num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks, **kwargs
+    )
+    last = partial / "last.ckpt"
+    if last.is_file():
+        print(f"zoo: resuming {e['name']} from {last}", flush=True)
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    with warnings.catch_warnings():  # resuming into the directory of the killed run is the point
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     seconds = time.perf_counter() - t0
     net = copy.deepcopy(module.net).to(memory_format=torch.contiguous_format).cpu().eval()
     acc = evaluate(net, dm)
@@ -200,7 +237,9 @@ def train_entry(
         "macs": count_macs(net, torch.zeros(1, 3, 32, 32)),
         "params": count_params(net),
     }
-    return save_model(e["name"], net, meta, root)
+    path = save_model(e["name"], net, meta, root)
+    shutil.rmtree(partial, ignore_errors=True)
+    return path
 
 
 def train_zoo(

@@ -44,3 +44,32 @@ def test_bad_config(tmp_path) -> None:
     cfg.write_text("models: [{name: a, epoch: 3}]")
     with pytest.raises(ConfigError, match=r"unknown recipe keys \['epoch'\]"):
         load_config(cfg)
+
+
+def test_an_entry_killed_mid_training_resumes_from_its_last_epoch(tmp_path, capsys) -> None:
+    import lightning.pytorch as pl
+
+    from hyperzoo.zoo.train import train_entry
+
+    class Kill(pl.Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            if trainer.current_epoch == 1:
+                raise RuntimeError("killed")
+
+    class FirstEpoch(pl.Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            self.first = getattr(self, "first", trainer.current_epoch)
+
+    entry = {"name": "e", "model": "resnet8", "model_kwargs": {"shortcut": "B"}, "epochs": 2, "limit": 128}
+    data = {"root": "sample", "batch_size": 64}
+    zoo = tmp_path / "zoo"
+    with pytest.raises(RuntimeError, match="killed"):
+        train_entry(entry, data, zoo, {"callbacks": [Kill()]})
+    assert (zoo / ".partial" / "e" / "last.ckpt").is_file()
+    first = FirstEpoch()
+    train_entry(entry, data, zoo, {"callbacks": [first]})
+    out = capsys.readouterr().out
+    assert "resuming e" in out and "epoch 2/2" in out
+    assert first.first == 1  # epoch 0 was not trained again
+    assert load_meta("e", zoo)["recipe"]["epochs"] == 2
+    assert not (zoo / ".partial" / "e").exists()
