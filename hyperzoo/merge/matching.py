@@ -67,12 +67,15 @@ class _SiteRecorder:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             for k in ks:
                 dim = self.spec.sites[k].dim
-                rows = output.detach().movedim(dim, -1).reshape(-1, output.shape[dim]).float()
-                if rows.shape[0] > self.max_rows:  # same rows for both models: seeded by batch and site
+                view = output.detach().movedim(dim, -1)  # (..., C), no copy
+                n = view[..., 0].numel()
+                if n > self.max_rows:  # same rows for both models: seeded by batch and site
                     g = torch.Generator().manual_seed(1_000_003 * self.batch + k)
-                    rows = rows[torch.randperm(rows.shape[0], generator=g)[: self.max_rows].to(rows.device)]
+                    keep = torch.randperm(n, generator=g)[: self.max_rows].to(view.device)
+                    # gather the kept rows straight from the activation (no full channels-last copy first)
+                    rows = view[torch.unravel_index(keep, view.shape[:-1])].float()
                 else:  # later in-place ops (ReLU(inplace=True)) must not change what was recorded
-                    rows = rows.clone()
+                    rows = view.reshape(n, view.shape[-1]).float().clone()
                 self.out[k] = rows
 
         return hook
