@@ -8,8 +8,8 @@ with the process's peak resident memory after it:
   spec (one traced forward pass), weight matching (Git Re-Basin coordinate descent), activation matching
   (correlations from ``--batches`` random batches, two passes), merge at width 1.0 (permuted average), the
   honest compute of merges at widths 1.0-2.0 and, with ``--pleas``, the full PLeaS merge at width 1.0 (layer-wise
-  least squares over the same batches, then a BN reset). Baseline measured in the same run: plain inference of both models
-  over the same batches (one pass), so the activation-matching cost is also reported as a ratio to it.
+  least squares over the same batches, then a BN reset). Baseline measured in the same run: plain inference of
+  both models over the same batches (one pass), so the activation-matching cost is also reported as a ratio to it.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
+from hyperzoo.merge.baselines import reset_bn_stats
 from hyperzoo.merge.compute import count_macs, count_params
 from hyperzoo.merge.matching import activation_matching, weight_matching
-from hyperzoo.merge.baselines import reset_bn_stats
 from hyperzoo.merge.pleas import build_merged, partial_plan, refit_least_squares
 from hyperzoo.merge.spec import derive_spec
 from hyperzoo.nets import create_model
