@@ -56,7 +56,16 @@ def main() -> None:
     p.add_argument("--plot-only", action="store_true", help="only plot an existing --out")
     p.add_argument("--only", nargs="*", default=None, help="run only the rows with these names (parallel runs)")
     p.add_argument("--merge-into", nargs="*", default=None, help="combine these result files into --out")
+    p.add_argument(
+        "--plot-combined",
+        nargs="*",
+        default=None,
+        help="plot these result files (e.g. the x1 and x2 pairs) in one figure, also relative to the better endpoint",
+    )
     args = p.parse_args()
+    if args.plot_combined:
+        plot_combined([json.loads(Path(f).read_text()) for f in args.plot_combined], args.plot)
+        return
     if args.merge_into:
         parts = [json.loads(Path(f).read_text()) for f in args.merge_into if Path(f).is_file()]
         order = {name: i for i, (name, *_) in enumerate(RUNS)}
@@ -168,6 +177,61 @@ def plot(result: dict, path: str) -> None:
     ax.set_ylabel(("test accuracy" if key == "acc" else "joint 10-way accuracy") + " (%)")
     ax.set_title(f"CIFAR-10 (JPEG): {' + '.join(result['pair'])}", fontsize=9)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_combined(results: list[dict], path: str) -> None:
+    """Several pairs in one figure: accuracy as a fraction of the better endpoint against executed MACs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = {"average + BN reset": "s", "Git Re-Basin + BN reset": "^", "activation matching + BN reset (no LS)": "D"}
+    for k, result in enumerate(results):
+        rows = {r["name"]: r for r in result["rows"]}
+        key = "acc" if result["labels"] == "same" else "joint"
+        best = max(rows[n][key] for n in ("endpoint A", "endpoint B") if n in rows) if key == "acc" else 1.0
+        label = " + ".join(result["pair"])
+        pleas = sorted((r for r in rows.values() if r["name"].startswith("PLeaS w")), key=lambda r: r["macs_ratio"])
+        for ax, norm in zip(axes, (1.0, best), strict=True):
+            ax.plot(
+                [r["macs_ratio"] for r in pleas],
+                [100 * r[key] / norm for r in pleas],
+                "o-",
+                c=f"C{k}",
+                label=f"PLeaS, {label}",
+            )
+            for name, mk in markers.items():
+                if name in rows:
+                    ax.scatter(
+                        rows[name]["macs_ratio"],
+                        100 * rows[name][key] / norm,
+                        marker=mk,
+                        c=f"C{k}",
+                        s=30,
+                        label=f"{name}, {label}",
+                    )
+            if "ensemble (A+B logits)" in rows:
+                ax.scatter(
+                    2.0,
+                    100 * rows["ensemble (A+B logits)"][key] / norm,
+                    marker="*",
+                    c=f"C{k}",
+                    s=60,
+                    label=f"ensemble, {label}",
+                )
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].set_ylabel("test accuracy / better endpoint's (%)")
+    for ax in axes:
+        ax.set_xlabel("executed MACs / one model's MACs (dense merged network)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, loc="lower right")
+    fig.suptitle("CIFAR-10 (JPEG), same labels: merges of two ResNet-20s by width", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
