@@ -108,9 +108,9 @@ def main() -> None:
         out.write_text(json.dumps({"pair": args.pair, "labels": labels, "args": vars(args), "rows": rows}, indent=1))
         print(json.dumps(row), flush=True)
 
-    if args.only is not None:
-        done |= {name for name, *_ in RUNS if name not in args.only} | {"endpoint A", "endpoint B"}
-        done |= {"ensemble (A+B logits)", "endpoints (A and B side by side)"}
+    if args.only is not None:  # the endpoint rows are names too ("endpoint A", "ensemble (A+B logits)", ...)
+        every = {name for name, *_ in RUNS} | {"endpoint A", "endpoint B", "ensemble (A+B logits)"}
+        done |= (every | {"endpoints (A and B side by side)"}) - set(args.only)
     if labels == "same":
         for name, m in (("endpoint A", a), ("endpoint B", b)):
             if name not in done:
