@@ -44,14 +44,14 @@ RUNS = [
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pair", nargs=2, required=True)
+    p.add_argument("--pair", nargs=2, help="two zoo entries (not needed with --plot-combined)")
     p.add_argument("--zoo", default=None)
     p.add_argument("--data-root", default="../shared/data/cifar10-jpeg.tar.gz")
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--test-limit", type=int, default=5000)
     p.add_argument("--ridge", type=float, default=1e-3)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="result file (JSON; rows already in it are skipped)")
     p.add_argument("--plot", default=None, help="also plot accuracy against compute to this PNG")
     p.add_argument("--plot-only", action="store_true", help="only plot an existing --out")
     p.add_argument("--only", nargs="*", default=None, help="run only the rows with these names (parallel runs)")
@@ -64,8 +64,12 @@ def main() -> None:
     )
     args = p.parse_args()
     if args.plot_combined:
+        if not args.plot:
+            p.error("--plot-combined needs --plot PNG")
         plot_combined([json.loads(Path(f).read_text()) for f in args.plot_combined], args.plot)
         return
+    if not args.out or (not args.pair and not args.merge_into and not args.plot_only):
+        p.error("--out is required, and --pair unless --merge-into or --plot-only is given")
     if args.merge_into:
         parts = [json.loads(Path(f).read_text()) for f in args.merge_into if Path(f).is_file()]
         order = {name: i for i, (name, *_) in enumerate(RUNS)}
