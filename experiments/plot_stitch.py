@@ -3,7 +3,7 @@
     python experiments/plot_stitch.py --main runs/stitch_cifar10_ls/configs.json \
         --other "random init, trained=runs/stitch_cifar10_random/configs.json" \
         --other "LS init, untrained=runs/stitch_cifar10_ls_untrained/configs.json" \
-        --out experiments/plots/stitch_cifar10_r8_r20.png
+        --out experiments/plots/stitch_cifar10_r20_r32_r56.png
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--main", required=True, help="configs.json whose front is drawn")
     p.add_argument("--other", action="append", default=[], help="LABEL=configs.json, drawn as points")
-    p.add_argument("--title", default="SN-Net, CIFAR-10 (JPEG): ResNet-8 + ResNet-20, LS init, 1 epoch")
+    p.add_argument("--title", default="SN-Net, CIFAR-10 (JPEG): ResNet-20 + 32 + 56, LS init, 1 epoch")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     others = {}

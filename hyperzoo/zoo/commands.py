@@ -22,14 +22,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"zoo {zoo_dir(args.zoo)} is empty; train it with `hyperzoo zoo train --config ...`")
         return 0
-    print(f"{'name':24s} {'model':14s} {'kwargs':28s} {'classes':10s} {'epochs':>6s} {'test acc':>8s} {'MMACs':>8s}")
+    print(f"{'name':24s} {'model':14s} {'kwargs':32s} {'classes':10s} {'epochs':>6s} {'test acc':>8s} {'MMACs':>8s}")
     for name in names:
         m = load_meta(name, args.zoo)
         classes = m.get("classes") or []
         cls = f"{classes[0]}-{classes[-1]}" if classes else "?"
         acc = m.get("test_acc")
         print(
-            f"{name:24s} {m['model']:14s} {m.get('model_kwargs', {})!s:28s} {cls:10s} "
+            f"{name:24s} {m['model']:14s} {m.get('model_kwargs', {})!s:32s} {cls:10s} "
             f"{m.get('recipe', {}).get('epochs', '-')!s:>6s} {acc * 100 if acc is not None else float('nan'):8.2f} "
             f"{m.get('macs', 0) / 1e6:8.1f}"
         )
