@@ -10,7 +10,7 @@ __all__ = ["register"]
 def _cmd_fit(args: argparse.Namespace) -> int:
     from hyperzoo.stitch.run import run_fit
 
-    run_fit(args.config, args.out, init=args.init, epochs=args.epochs)
+    run_fit(args.config, args.out, init=args.init, epochs=args.epochs, anchor_lr_scale=args.anchor_lr_scale)
     return 0
 
 
@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     q.add_argument(
         "--epochs", type=float, default=None, help="training epochs, overrides train.max_epochs (0: evaluate the init)"
+    )
+    q.add_argument(
+        "--anchor-lr-scale",
+        type=float,
+        default=None,
+        help="anchors' lr relative to the stitches', overrides train.anchor_lr_scale (0 freezes the anchors)",
     )
     q.set_defaults(func=_cmd_fit)
     q = sub.add_parser("select", help="best evaluated configuration within a FLOPs budget, and the Pareto front")

@@ -89,9 +89,13 @@ def _load_config(path: str) -> dict[str, Any]:
 
 
 def run_fit(
-    config: str, out: str | None = None, init: str | None = None, epochs: float | None = None
+    config: str,
+    out: str | None = None,
+    init: str | None = None,
+    epochs: float | None = None,
+    anchor_lr_scale: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``hyperzoo stitch fit`` command; ``init`` and ``epochs`` override the config's (one config, variants)."""
+    """The ``hyperzoo stitch fit`` command; ``init``, ``epochs`` and ``anchor_lr_scale`` override the config's."""
     import lightning.pytorch as pl
 
     from hyperzoo.lightning.stitch_module import StitchModule
@@ -107,6 +111,10 @@ def run_fit(
         if epochs < 0:
             raise ConfigError(f"epochs must be >= 0 (0 evaluates the initialised stitches), got {epochs}")
         cfg["train"] = {**(cfg.get("train") or {}), "max_epochs": epochs}
+    if anchor_lr_scale is not None:
+        if anchor_lr_scale < 0:
+            raise ConfigError(f"anchor lr scale must be >= 0 (0 freezes the anchors), got {anchor_lr_scale}")
+        cfg["train"] = {**(cfg.get("train") or {}), "anchor_lr_scale": anchor_lr_scale}
     data = {"root": "sample", "batch_size": 128, **(cfg.get("data") or {})}
     out_dir = Path(out or cfg.get("out") or "runs/stitch")
     train = {

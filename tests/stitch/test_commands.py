@@ -57,3 +57,4 @@ def test_fit_overrides_init_and_epochs(tmp_path) -> None:
     assert meta["config"]["init"] == "random" and meta["config"]["train"]["max_epochs"] == 0
     assert meta["init_s"] < 1.0 and meta["train_s"] < 1.0  # no LS pass, no training
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--epochs", "-1"]) == 2
+    assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--anchor-lr-scale", "-1"]) == 2
