@@ -28,7 +28,8 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
     Args:
         snnet: the stitched network (anchors + stitching layers, e.g. LS-initialised).
         lr: learning rate of the stitching layers.
-        anchor_lr_scale: anchors' learning rate relative to ``lr`` (0 freezes the anchors).
+        anchor_lr_scale: anchors' learning rate relative to ``lr`` (0 freezes the anchors, and training then samples
+            only the stitched configurations: an anchor alone would have nothing to train).
         momentum: SGD momentum.
         weight_decay: L2 penalty.
         schedule: ``cosine`` or ``constant`` per step.
@@ -61,6 +62,13 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
         self.bad_steps = 0
         self.skipped_steps = 0
 
+    @property
+    def trainable_configs(self) -> list[int]:
+        """Configurations sampled in training: all, or only the stitched ones when the anchors are frozen."""
+        if self.hparams.anchor_lr_scale > 0:  # type: ignore[attr-defined]
+            return list(range(len(self.snnet.configs)))
+        return [i for i, c in enumerate(self.snnet.configs) if not c.is_anchor]
+
     def forward(self, x: Tensor) -> Tensor:
         return self.snnet(x)
 
@@ -76,7 +84,9 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         x, y = batch
-        cfg = int(torch.randint(len(self.snnet.configs), (1,), generator=self.generator))
+        # with frozen anchors an anchor configuration has nothing to train: sample among the stitched ones
+        choices = self.trainable_configs
+        cfg = choices[int(torch.randint(len(choices), (1,), generator=self.generator))]
         self.snnet.set_config(cfg)
         loss = F.cross_entropy(self.snnet(x), y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))

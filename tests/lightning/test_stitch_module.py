@@ -47,3 +47,14 @@ def test_frozen_anchors_and_bn_updates_for_eval_mode_anchors() -> None:
     weights = [k for k in before if "running" not in k and "num_batches" not in k]
     assert all(torch.equal(after[k], before[k]) for k in weights)  # anchor_lr_scale=0 freezes the anchors
     assert any(not torch.equal(after[k], before[k]) for k in before if "running_mean" in k)  # stats do update
+
+
+def test_frozen_anchors_sample_only_stitched_configurations() -> None:
+    # an anchor configuration has no trainable parameter once the anchors are frozen: sampling one used to fail
+    # the backward pass ("element 0 of tensors does not require grad")
+    sn = _snnet()
+    frozen = StitchModule(sn, anchor_lr_scale=0.0)
+    assert frozen.trainable_configs and not any(sn.configs[i].is_anchor for i in frozen.trainable_configs)
+    assert StitchModule(sn, anchor_lr_scale=0.1).trainable_configs == list(range(len(sn.configs)))
+    _fit(frozen, steps=8)  # with 2 anchors among the configurations, 8 uniform draws would likely hit one
+    assert not sn.configs[sn.active].is_anchor
