@@ -23,13 +23,16 @@ def _batches(n: int = 3) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(("shortcut", "width"), [("A", 1.0), ("A", 1.5), ("A", 2.0), ("B", 1.25), ("B", 2.0)])
 def test_permuted_copy_merges_back(shortcut: str, width: float) -> None:
+    torch.manual_seed(0)
     a = randomize(create_model("resnet8", shortcut=shortcut))
     spec = derive_spec(a, input_size=16)
     b = load_state(a, permute_state(spec, a.state_dict(), random_permutations(spec)), spec)
     result = merge_models(
-        a, b, "pleas", width, _batches(), match_batches=3, ls_batches=3, bn_batches=0, ridge=1e-6, spec=spec
+        a, b, "pleas", width, _batches(), match_batches=3, ls_batches=3, bn_batches=0, ridge=1e-4, spec=spec
     )
-    # Gram products are float32; at width 2 the copies make the Gram exactly rank deficient (ridge 1e-6)
+    # The copies make the Gram exactly rank deficient, and its products are float32: with ridge 1e-6 the error
+    # reached 8x the tolerance for some weight seeds (a flaky test); 1e-4 (towards the permuted-average init,
+    # which is exact here) keeps it under 0.4 % of the tolerance over 6 seeds x 3 cases.
     with torch.no_grad():
         torch.testing.assert_close(result.model.eval()(X), a(X), atol=5e-3, rtol=5e-3)
 
