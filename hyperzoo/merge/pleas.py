@@ -184,18 +184,19 @@ def _fit_layers(merged: nn.Module, spec: PermutationSpec) -> dict[str, tuple[Axi
     return layers
 
 
-def _check_conv(conv: nn.Conv2d) -> None:
+def _padding(conv: nn.Conv2d) -> tuple[int, int]:
+    """The conv's explicit zero padding; other paddings are refused."""
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ConfigError(
             f"least-squares refit supports zero-padded convolutions with explicit padding, not "
             f"padding={conv.padding!r}, padding_mode={conv.padding_mode!r}"
         )
+    return int(conv.padding[0]), int(conv.padding[1])
 
 
 def _patches(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """im2col rows ``(B * L, C * kh * kw)`` of a conv's input (``F.unfold`` order)."""
-    _check_conv(conv)
-    cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+    cols = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=_padding(conv), stride=conv.stride)
     return rearrange(cols, "b d l -> (b l) d")
 
 
@@ -205,8 +206,7 @@ def _sampled_patches(x: Tensor, conv: nn.Conv2d, keep: Tensor, out_hw: tuple[int
     A 128-image batch at 32x32 has 131,072 patch rows; the refit keeps 8,192 of them, so gathering only those
     avoids materialising (and then indexing) a matrix 16x larger than what is used.
     """
-    _check_conv(conv)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, _padding(conv), conv.dilation
     oh, ow = out_hw
     xp = F.pad(x, (pw, pw, ph, ph))
     pixels = xp.flatten(2).transpose(1, 2)  # (B, Hp * Wp, C): one gather per tap reads a whole channel vector
