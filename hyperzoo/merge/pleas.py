@@ -26,7 +26,7 @@ side by side). Different label spaces: the output axes are never averaged; both 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,7 +200,7 @@ def _patches(x: Tensor, conv: nn.Conv2d) -> Tensor:
     return rearrange(cols, "b d l -> (b l) d")
 
 
-def _sampled_patches(x: Tensor, conv: nn.Conv2d, keep: Tensor, out_hw: tuple[int, int]) -> Tensor:
+def _sampled_patches(x: Tensor, conv: nn.Conv2d, keep: Tensor, out_hw: Sequence[int]) -> Tensor:
     """Rows ``keep`` (flat ``b * L + l`` indices) of :func:`_patches`, gathered without the full im2col.
 
     A 128-image batch at 32x32 has 131,072 patch rows; the refit keeps 8,192 of them, so gathering only those
@@ -287,19 +287,17 @@ def refit_least_squares(
                 cdim = 1 if isinstance(m, nn.Conv2d) else xa.ndim - 1
                 xm = _merge_activation(xa, xb, cdim, tie_in, spec, plan)
                 ym = _merge_activation(ya, yb, cdim, tie_out, spec, plan)
-                if isinstance(m, nn.Conv2d):
-                    rows_y = rearrange(ym, "b c h w -> (b h w) c")
-                    if rows_y.shape[0] > rows_per_batch:
-                        keep = torch.randperm(rows_y.shape[0], generator=gen)[:rows_per_batch].to(ym.device)
-                        rows_x = _sampled_patches(xm, m, keep, (ym.shape[2], ym.shape[3]))
-                        rows_y = rows_y[keep]
-                    else:
-                        rows_x = _patches(xm, m)
+                conv = isinstance(m, nn.Conv2d)
+                rows_y = rearrange(ym, "b c h w -> (b h w) c") if conv else ym.reshape(-1, ym.shape[-1])
+                keep = None
+                if rows_y.shape[0] > rows_per_batch:
+                    keep = torch.randperm(rows_y.shape[0], generator=gen)[:rows_per_batch].to(ym.device)
+                    rows_y = rows_y[keep]
+                if conv:  # only the kept im2col rows are gathered
+                    rows_x = _patches(xm, m) if keep is None else _sampled_patches(xm, m, keep, ym.shape[2:])
                 else:
-                    rows_x, rows_y = xm.reshape(-1, xm.shape[-1]), ym.reshape(-1, ym.shape[-1])
-                    if rows_x.shape[0] > rows_per_batch:
-                        keep = torch.randperm(rows_x.shape[0], generator=gen)[:rows_per_batch].to(rows_x.device)
-                        rows_x, rows_y = rows_x[keep], rows_y[keep]
+                    rows_x = xm.reshape(-1, xm.shape[-1])
+                    rows_x = rows_x if keep is None else rows_x[keep]
                 solvers[name].update(rows_x, rows_y)
     finally:
         for h in handles:

@@ -83,9 +83,13 @@ def _load_config(path: str) -> dict[str, Any]:
     bad = set(cfg) - KEYS
     if bad:
         raise ConfigError(f"unknown keys {sorted(bad)} in stitch config {path}; allowed: {sorted(KEYS)}")
-    if cfg.get("init", "ls") not in ("ls", "random"):
-        raise ConfigError(f"init must be 'ls' or 'random', got {cfg['init']!r} in {path}")
+    _check_init(cfg.get("init", "ls"), path)
     return cfg
+
+
+def _check_init(init: str, path: str) -> None:
+    if init not in ("ls", "random"):
+        raise ConfigError(f"init must be 'ls' or 'random', got {init!r} (config {path})")
 
 
 def run_fit(
@@ -104,17 +108,14 @@ def run_fit(
 
     cfg = _load_config(config)
     if init is not None:
-        if init not in ("ls", "random"):
-            raise ConfigError(f"init must be 'ls' or 'random', got {init!r}")
         cfg["init"] = init
-    if epochs is not None:
-        if epochs < 0:
-            raise ConfigError(f"epochs must be >= 0 (0 evaluates the initialised stitches), got {epochs}")
-        cfg["train"] = {**(cfg.get("train") or {}), "max_epochs": epochs}
-    if anchor_lr_scale is not None:
-        if anchor_lr_scale < 0:
-            raise ConfigError(f"anchor lr scale must be >= 0 (0 freezes the anchors), got {anchor_lr_scale}")
-        cfg["train"] = {**(cfg.get("train") or {}), "anchor_lr_scale": anchor_lr_scale}
+    overrides = {"max_epochs": epochs, "anchor_lr_scale": anchor_lr_scale}
+    for key, value in overrides.items():
+        if value is not None and value < 0:
+            zero = "evaluates the initialised stitches" if key == "max_epochs" else "freezes the anchors"
+            raise ConfigError(f"train.{key} must be >= 0 (0 {zero}), got {value}")
+    cfg["train"] = {**(cfg.get("train") or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    _check_init(cfg.get("init", "ls"), config)
     data = {"root": "sample", "batch_size": 128, **(cfg.get("data") or {})}
     out_dir = Path(out or cfg.get("out") or "runs/stitch")
     train = {
