@@ -231,7 +231,9 @@ def load_ghn(path: str | os.PathLike[str], map_location: str | torch.device = "c
     """Loads a GHN in eval mode from any checkpoint hyperzoo knows, without unpickling code.
 
     Accepts hyperzoo's ``.safetensors`` (+ ``.json``) files or a directory holding one, a Lightning ``.ckpt`` of
-    :class:`~hyperzoo.ghn.training.GHNModule`, and the reference's ``.pt`` files (:func:`load_reference_checkpoint`).
+    :class:`~hyperzoo.ghn.training.GHNModule`, the reference GHN-2's ``.pt`` files (:func:`load_reference_checkpoint`)
+    and the reference GHN-3's files in both formats
+    (:func:`~hyperzoo.ghn.reference_ghn3.load_reference_ghn3`, recognised by content).
 
     Raises:
         DataError: missing, corrupt or truncated files, pickles that need code, weights of another GHN.
@@ -250,6 +252,10 @@ def load_ghn(path: str | os.PathLike[str], map_location: str | torch.device = "c
         return _load_safetensors(path, map_location)
     if path.suffix == ".ckpt":
         return _load_lightning(path, map_location)
+    from hyperzoo.ghn.reference_ghn3 import is_reference_ghn3_file, load_reference_ghn3
+
+    if is_reference_ghn3_file(path):  # by content: the published pickle, or Graphormer weights/config
+        return load_reference_ghn3(path, map_location)
     return load_reference_checkpoint(path, map_location)
 
 

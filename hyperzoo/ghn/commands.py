@@ -306,7 +306,6 @@ def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, 
     from safetensors.torch import save_file
 
     from hyperzoo.ghn.evaluate import build_named_model, fill_predicted
-    from hyperzoo.graphs.from_module import graph_from_module
     from hyperzoo.nets import model_family
 
     family = model_family(args.model)  # unknown names fail here, with suggestions
@@ -321,7 +320,7 @@ def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, 
     adapt = bool(args.adapt_cifar) and family == "torchvision"
     model = build_named_model(args.model, num_classes, adapt_cifar=adapt)
     t0 = time.perf_counter()
-    graph = graph_from_module(model, input_size=args.input_size, s_max=ghn.s_max, name=args.model)
+    graph = ghn.graph(model, input_size=args.input_size, name=args.model)  # the GHN's graph rules
     graph_s = time.perf_counter() - t0
     model = model.to(ghn.op_embed.weight.device)
     t0 = time.perf_counter()

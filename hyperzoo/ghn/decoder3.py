@@ -151,3 +151,26 @@ def tile_to_shape_centered(w: Tensor, shape: tuple[int, ...] | torch.Size) -> Te
     if any(r > 1 for r in reps):
         w = w.repeat(*reps)[tuple(slice(0, v) for v in t)]
     return w
+
+
+def tile_pos_embedding(w: Tensor, shape: tuple[int, ...] | torch.Size) -> Tensor:
+    """The reference GHN-3's ViT positional embedding: a decoded ``[1, c, s, s]`` block to a ``(1, T, C)`` target.
+
+    The block is read as ``s * s`` tokens of ``c`` channels (``[1, s*s, c]``), cropped to the target, a class-token
+    row drawn from ``N(0, 0.02)`` with torch's *global* generator is prepended (GHNs were trained on networks without
+    a class token), and the result is tiled along tokens and channels to ``(1, T, C)`` (``ghn3/nn.py``,
+    ``GHN3._tile_params``). Not weight-normalized by the reference (a positional encoding).
+
+    Args:
+        w: ``[1, c, s, s]`` (or ``[o, c, s, s]``; only the first ``shape[0]`` rows are used).
+        shape: the target ``(1, T, C)``.
+    """
+    t = tuple(int(v) for v in shape)
+    w = w.reshape(w.shape[0], w.shape[1], -1).permute(0, 2, 1)  # [o, s*s, c]
+    w = w[: t[0], : t[1], : t[2]]
+    token = torch.normal(mean=0.0, std=0.02, size=(1, 1, w.shape[2]), device=w.device, dtype=w.dtype)
+    w = torch.cat((token.expand(w.shape[0], -1, -1), w), dim=1)
+    reps = [-(-a // b) if a > b else 1 for a, b in zip(t, w.shape)]
+    if any(r > 1 for r in reps):
+        w = w.repeat(*reps)
+    return w[: t[0], : t[1], : t[2]]

@@ -371,7 +371,6 @@ def evaluate_predicted(
     from tqdm.auto import tqdm
 
     from hyperzoo.data.datamodules import ImageDataModule
-    from hyperzoo.graphs.from_module import graph_from_module
 
     dev = resolve_device(device)
     if isinstance(data, str):
@@ -400,7 +399,9 @@ def evaluate_predicted(
             t0 = time.perf_counter()
             # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
             size = getattr(model, "expected_input_size", None) or images.image_size
-            graph = graph_from_module(model, input_size=size, s_max=ghn.s_max, name=arch.name)
+            if ghn.graph_rules == "ghn3":
+                size = None  # the reference GHN-3 traces at its own default size (224, 299 for Inception-v3)
+            graph = ghn.graph(model, input_size=size, name=arch.name)
             graph_s = time.perf_counter() - t0
         model = model.to(dev).eval()
         row: dict[str, Any] = {"name": arch.name}

@@ -22,6 +22,7 @@ decoder and interpolated by GHN-3's.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -77,6 +78,10 @@ class GHN(nn.Module):
         num_ops: rows of the op embedding: 15 (the reference vocabulary, what its checkpoints have) or up to
             ``len(PRIMITIVES)`` to also embed hyperzoo's extension ops (layer scale, class tokens, ...).
         layers, heads: Graphormer depth and attention heads (``hypernet="graphormer"`` only).
+        graph_rules: how graphs of networks are built for this GHN: ``"hyperzoo"`` (the reference GHN-2's rules,
+            :func:`graph_from_module`, with hyperzoo's extension ops) or ``"ghn3"`` (the reference GHN-3's rules,
+            :func:`~hyperzoo.graphs.ghn3_rules.ghn3_graph_from_module`; set by
+            :func:`~hyperzoo.ghn.reference_ghn3.load_reference_ghn3`). Saved with the checkpoint's config.
     """
 
     def __init__(
@@ -93,8 +98,14 @@ class GHN(nn.Module):
         num_ops: int = NUM_REFERENCE_PRIMITIVES,
         layers: int = 3,
         heads: int = 8,
+        graph_rules: str = "hyperzoo",
     ) -> None:
         super().__init__()
+        from hyperzoo.graphs.ghn3_rules import GRAPH_RULES
+
+        if graph_rules not in GRAPH_RULES:
+            raise ConfigError(f"graph_rules must be one of {GRAPH_RULES}, got {graph_rules!r}")
+        self.graph_rules = graph_rules
         if len(max_shape) != 4:
             raise ConfigError(f"max_shape must have 4 entries (out, in, k, k), got {tuple(max_shape)}")
         if hypernet not in HYPERNETS:
@@ -151,10 +162,20 @@ class GHN(nn.Module):
             "num_ops": self.num_ops,
             "layers": self.layers,
             "heads": self.heads,
+            "graph_rules": self.graph_rules,
         }
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items())
+
+    # ------------------------------------------------------------------ networks -> graphs
+    def graph(self, model: nn.Module, input_size: int | tuple[int, ...] | None = None, name: str | None = None) -> ArchGraph:
+        """The graph of ``model`` built with this GHN's :attr:`graph_rules` (what :meth:`predict_batch` builds)."""
+        if self.graph_rules == "ghn3":
+            from hyperzoo.graphs.ghn3_rules import ghn3_graph_from_module
+
+            return ghn3_graph_from_module(model, s_max=self.s_max, name=name, input_size=input_size)
+        return graph_from_module(model, input_size=input_size, s_max=self.s_max, name=name)
 
     # ------------------------------------------------------------------ graphs -> node embeddings
     def embed_nodes(self, graphs: ArchGraph | Sequence[ArchGraph], skip_unknown: bool = False) -> Tensor:
@@ -245,11 +266,18 @@ class GHN(nn.Module):
         """
         models = list(models)
         if graphs is None:
-            graph_list = [graph_from_module(m, s_max=self.s_max) for m in models]
+            graph_list = [self.graph(m) for m in models]
         else:
             graph_list = list(graphs)
             if len(graph_list) != len(models):
                 raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
+            for g in graph_list:
+                rules = getattr(g, "graph_rules", None) or "hyperzoo"
+                if rules != self.graph_rules:
+                    raise HyperzooError(
+                        f"graph {g.name!r} was built with the {rules!r} graph rules but this GHN uses "
+                        f"{self.graph_rules!r}; build it with ghn.graph(model)"
+                    )
         x = self.embed_nodes(graph_list, skip_unknown=skip_unknown)
 
         jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]
@@ -261,7 +289,7 @@ class GHN(nn.Module):
             has_param = graph.has_param.tolist()
             ops = graph.op.tolist()
             for v, name in enumerate(graph.param_names):
-                if not has_param[v]:
+                if not has_param[v] or not name:  # no parameter, or a shape-only node
                     continue
                 if name not in params:
                     raise HyperzooError(
@@ -271,10 +299,22 @@ class GHN(nn.Module):
                 if ops[v] >= self.num_ops:
                     skipped.append(name)
                     continue
-                jobs[self._kind(v, n, name, params[name].shape)].append((b, v, offset + v))
+                shape = params[name].shape
+                if self.graph_rules == "ghn3" and len(shape) == 3 and shape[0] == 1 and min(shape[1:]) > 1:
+                    jobs[("pos", math.isqrt(int(shape[1])))].append((b, v, offset + v))
+                    continue
+                jobs[self._kind(v, n, name, shape)].append((b, v, offset + v))
             offset += n
         if skipped:
             warnings.warn(f"GHN left {len(skipped)} parameters unpredicted (unknown ops): {skipped[:8]}", stacklevel=2)
+        if self.graph_rules == "ghn3":  # the reference GHN-3 has no node for these (class tokens, layer scales, ...)
+            missing = [n for g in graph_list for n in (getattr(g, "unmapped", None) or [])]
+            if missing:
+                warnings.warn(
+                    f"GHN left {len(missing)} parameters unpredicted (no node under the reference GHN-3 graph rules, "
+                    f"as in the reference): {missing[:8]}",
+                    stacklevel=2,
+                )
 
         out: list[dict[str, Tensor]] = [{} for _ in models]
         modules = [dict(m.named_modules()) for m in models]
@@ -282,6 +322,8 @@ class GHN(nn.Module):
             xs = x[torch.tensor([r for _, _, r in items], device=x.device)]
             if kind == "cls_w":
                 pred = self.decoder(xs, class_pred=True)
+            elif kind[0] == "pos":  # GHN-3's ViT positional embedding: one output channel, s x s tokens
+                pred = self.decoder(xs, (kind[1], kind[1]))[:, :1]
             elif kind in ("1d", "cls_b"):
                 pred = self.decoder_1d(xs).view(len(items), 2, -1)
                 if kind == "cls_b":
@@ -291,7 +333,12 @@ class GHN(nn.Module):
             for j, (b, v, _) in enumerate(items):
                 params, name = all_params[b], graph_list[b].param_names[v]
                 target = params[name].shape
-                if kind in ("1d", "cls_b"):
+                if kind[0] == "pos":
+                    from hyperzoo.ghn.decoder3 import tile_pos_embedding
+
+                    w = tile_pos_embedding(pred[j], target)
+                    out[b][name] = normalize_parameter(w, True, target) if self.weight_norm else w
+                elif kind in ("1d", "cls_b"):
                     is_weight = not name.endswith("bias")
                     out[b][name] = self._finish(pred[j][0 if is_weight else 1], target, is_weight)
                     module_name, _, leaf = name.rpartition(".")

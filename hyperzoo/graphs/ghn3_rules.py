@@ -214,9 +214,8 @@ def _walk(outputs: list[Tensor], param_map: dict[int, tuple[str, nn.Module, str]
     return [nodes[k] for k in keys], [(index[a], index[b]) for a, b in edges]
 
 
-def _trace(model: nn.Module, meta: bool) -> tuple[list[_RefNode], np.ndarray]:
+def _trace(model: nn.Module, meta: bool, size: tuple[int, ...]) -> tuple[list[_RefNode], np.ndarray]:
     param_map = _param_entries(model)
-    size = _input_size(model)
     if meta:
         try:
             return _trace_meta(model, size, param_map)
@@ -446,9 +445,9 @@ def _fix_swin(model: nn.Module, nodes: list[_RefNode], a: np.ndarray) -> None:
                             a[i, out2] = 1
 
 
-def _reference_nodes(model: nn.Module, meta: bool) -> tuple[list[_RefNode], np.ndarray]:
+def _reference_nodes(model: nn.Module, meta: bool, size: tuple[int, ...]) -> tuple[list[_RefNode], np.ndarray]:
     """``Graph._build_graph`` and ``_add_virtual_edges``'s input: nodes in the reference's order, real edges."""
-    nodes, a = _trace(model, meta)
+    nodes, a = _trace(model, meta, size)
     nodes, a = _filter(nodes, a, None)
     _fix_weight_edges(nodes, a)
     _fix_softmax_edges(nodes, a)
@@ -540,7 +539,11 @@ def _display_name(name: str) -> str:
 
 
 def ghn3_graph_from_module(
-    model: nn.Module, s_max: int = DEFAULT_S_MAX, name: str | None = None, meta: bool = True
+    model: nn.Module,
+    s_max: int = DEFAULT_S_MAX,
+    name: str | None = None,
+    meta: bool = True,
+    input_size: int | tuple[int, ...] | None = None,
 ) -> ArchGraph:
     """The graph the reference GHN-3 builds for ``model`` (``ghn3.Graph(model, ve_cutoff=s_max)``).
 
@@ -549,6 +552,8 @@ def ghn3_graph_from_module(
         s_max: virtual-edge cutoff (50 for GHN-3; 1: real edges only).
         name: the graph's name (default: the model's class name).
         meta: trace on ``meta`` twins (no arithmetic) when the forward allows it, else with a real pass.
+        input_size: image side or ``(C, H, W)`` of the traced batch of 2; default as the reference: 299 for
+            Inception-v3, ``model.expected_input_sz`` if set, else 224.
 
     Returns:
         An :class:`ArchGraph` in the reference's node order. ``param_names`` holds, per node, the parameter the
@@ -557,7 +562,14 @@ def ghn3_graph_from_module(
         reference's own node names and ``graph_rules = "ghn3"``.
     """
     graph_name = name or type(model).__name__
-    nodes, a = _reference_nodes(model, meta)
+    if input_size is None:
+        size = _input_size(model)
+    elif isinstance(input_size, int):
+        size = (3, input_size, input_size)
+    else:
+        size = tuple(int(v) for v in input_size)
+        size = (3, *size) if len(size) == 2 else size
+    nodes, a = _reference_nodes(model, meta, size)
     n = len(nodes)
     targets = _layered_targets(model)
     ops: list[str] = []
@@ -619,7 +631,7 @@ def ghn3_graph_from_module(
         name=graph_name,
         s_max=s_max,
         num_params=sum(p.numel() for _, p in named),
-        input_size=list(_input_size(model)),
+        input_size=list(size),
         unmapped=unmapped,
         unmapped_modules=unmapped_modules,
         reference_names=ref_names,
