@@ -30,6 +30,7 @@ initial values.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -461,7 +462,11 @@ def _reference_nodes(model: nn.Module, meta: bool, size: tuple[int, ...]) -> tup
             a[-1, ind] = 1
     np.fill_diagonal(a, 0)
     src, dst = np.nonzero(a)
-    order = topological_order(len(nodes), torch.from_numpy(np.stack([src, dst]).astype(np.int64)))
+    try:
+        order = topological_order(len(nodes), torch.from_numpy(np.stack([src, dst]).astype(np.int64)))
+    except ValueError as exc:  # the reference prints a warning and keeps the order it has (e.g. Swin V2)
+        warnings.warn(f"{type(model).__name__}: {exc}; keeping the traced order, as the reference GHN-3 does", stacklevel=3)
+        order = list(range(len(nodes)))
     nodes = [nodes[i] for i in order]
     a = a[order, :][:, order]
     return nodes, _model_fixes(model, nodes, a)
@@ -563,13 +568,13 @@ def ghn3_graph_from_module(
     """
     graph_name = name or type(model).__name__
     if input_size is None:
-        size = _input_size(model)
+        chw = _input_size(model)
     elif isinstance(input_size, int):
-        size = (3, input_size, input_size)
+        chw = (3, input_size, input_size)
     else:
-        size = tuple(int(v) for v in input_size)
-        size = (3, *size) if len(size) == 2 else size
-    nodes, a = _reference_nodes(model, meta, size)
+        chw = tuple(int(v) for v in input_size)
+        chw = (3, *chw) if len(chw) == 2 else chw
+    nodes, a = _reference_nodes(model, meta, chw)
     n = len(nodes)
     targets = _layered_targets(model)
     ops: list[str] = []
@@ -631,7 +636,7 @@ def ghn3_graph_from_module(
         name=graph_name,
         s_max=s_max,
         num_params=sum(p.numel() for _, p in named),
-        input_size=list(size),
+        input_size=list(chw),
         unmapped=unmapped,
         unmapped_modules=unmapped_modules,
         reference_names=ref_names,
