@@ -169,7 +169,9 @@ class GHN(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.config.items())
 
     # ------------------------------------------------------------------ networks -> graphs
-    def graph(self, model: nn.Module, input_size: int | tuple[int, ...] | None = None, name: str | None = None) -> ArchGraph:
+    def graph(
+        self, model: nn.Module, input_size: int | tuple[int, ...] | None = None, name: str | None = None
+    ) -> ArchGraph:
         """The graph of ``model`` built with this GHN's :attr:`graph_rules` (what :meth:`predict_batch` builds)."""
         if self.graph_rules == "ghn3":
             from hyperzoo.graphs.ghn3_rules import ghn3_graph_from_module

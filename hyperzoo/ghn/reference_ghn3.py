@@ -82,7 +82,9 @@ def map_ghn3_state_dict(state_dict: dict[str, torch.Tensor], where: str = "check
         else:
             raise DataError(f"{where}: unknown reference GHN-3 key {key!r}; is this a GHN-3 checkpoint of ghn3?")
         if new in out:
-            raise DataError(f"{where}: keys map twice onto {new!r} (embedding tables both at the top level and in gnn.0?)")
+            raise DataError(
+                f"{where}: keys map twice onto {new!r} (embedding tables both at the top level and in gnn.0?)"
+            )
         if new.startswith("decoder.") and value.dim() == 4 and value.shape[2:] == (1, 1):
             value = value.flatten(1)
         out[new] = value

@@ -34,7 +34,7 @@ import torch
 
 from hyperzoo.errors import DataError
 
-__all__ = ["UnsafePickleError", "RestrictedUnpickler", "load_pickled_state_dict", "read_legacy_storage"]
+__all__ = ["RestrictedUnpickler", "UnsafePickleError", "load_pickled_state_dict", "read_legacy_storage"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -107,8 +107,14 @@ def _rebuild_tensor(
         raise DataError(f"corrupt tensor record: size {size_t}, stride {stride_t}, offset {offset}")
     needed = int(offset) + sum((s - 1) * st for s, st in zip(size_t, stride_t)) + 1 if all(size_t) else 0
     if needed > storage.numel():
-        raise DataError(f"corrupt tensor record: size {size_t} at offset {offset} exceeds its storage of {storage.numel()}")
-    t = torch.as_strided(storage, size_t, stride_t, int(offset)).clone() if storage.numel() else storage.new_empty(size_t)
+        raise DataError(
+            f"corrupt tensor record: size {size_t} at offset {offset} exceeds its storage of {storage.numel()}"
+        )
+    t = (
+        torch.as_strided(storage, size_t, stride_t, int(offset)).clone()
+        if storage.numel()
+        else storage.new_empty(size_t)
+    )
     return t.requires_grad_(bool(requires_grad)) if t.is_floating_point() else t
 
 

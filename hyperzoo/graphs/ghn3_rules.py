@@ -465,7 +465,9 @@ def _reference_nodes(model: nn.Module, meta: bool, size: tuple[int, ...]) -> tup
     try:
         order = topological_order(len(nodes), torch.from_numpy(np.stack([src, dst]).astype(np.int64)))
     except ValueError as exc:  # the reference prints a warning and keeps the order it has (e.g. Swin V2)
-        warnings.warn(f"{type(model).__name__}: {exc}; keeping the traced order, as the reference GHN-3 does", stacklevel=3)
+        warnings.warn(
+            f"{type(model).__name__}: {exc}; keeping the traced order, as the reference GHN-3 does", stacklevel=3
+        )
         order = list(range(len(nodes)))
     nodes = [nodes[i] for i in order]
     a = a[order, :][:, order]
@@ -491,7 +493,9 @@ def _model_fixes(model: nn.Module, nodes: list[_RefNode], a: np.ndarray) -> np.n
                 a[i, i + 1] = 1  # the old node's edges now belong to the sum, the new row i is the embedding
             i += 1
     elif isinstance(model, tvm.SqueezeNet):
-        if not (nodes[-1]["param_name"].startswith("MeanBackward") and nodes[-3]["param_name"].startswith("classifier")):
+        if not (
+            nodes[-1]["param_name"].startswith("MeanBackward") and nodes[-3]["param_name"].startswith("classifier")
+        ):
             raise HyperzooError("SqueezeNet graph: unexpected classifier layout for the reference GHN-3 rules")
         nodes.insert(len(nodes) - 3, nodes[-1])
         del nodes[-1]
@@ -500,7 +504,7 @@ def _model_fixes(model: nn.Module, nodes: list[_RefNode], a: np.ndarray) -> np.n
 
 # ------------------------------------------------------------------------------------------------ matching
 def _layered_targets(model: nn.Module) -> dict[str, tuple[str, bool, tuple[int, ...]]]:
-    """ppuda's ``named_layered_modules``: ``{lookup key: (real parameter name, is_weight, shape)}``."""
+    """Ppuda's ``named_layered_modules``: ``{lookup key: (real parameter name, is_weight, shape)}``."""
     out: dict[str, tuple[str, bool, tuple[int, ...]]] = {}
     for mod_name, m in model.named_modules():
         prefix = mod_name[mod_name.find(".") + 1 :] if mod_name.startswith("module.") else mod_name
@@ -622,8 +626,9 @@ def ghn3_graph_from_module(
             names.append(op if "pool" in op else "")
     named = list(model.named_parameters())
     unmapped = [p for p, t in named if p not in predicted]
-    modules = {f"{k}": type(m).__name__ for k, m in model.named_modules()}
-    unmapped_modules = sorted({f"{p.rpartition('.')[0] or '<root>'} ({modules.get(p.rpartition('.')[0], '?')})" for p in unmapped})
+    modules = {k: type(m).__name__ for k, m in model.named_modules()}
+    owners = {p.rpartition(".")[0] for p in unmapped}
+    unmapped_modules = sorted(f"{o or '<root>'} ({modules.get(o, '?')})" for o in owners)
     src, dst = np.nonzero(a)
     dist = shortest_path_lengths(n, torch.from_numpy(np.stack([src, dst]).astype(np.int64)), s_max)
     from hyperzoo.graphs.vocabulary import op_id

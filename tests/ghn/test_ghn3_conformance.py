@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import warnings
 from functools import lru_cache
 from pathlib import Path
