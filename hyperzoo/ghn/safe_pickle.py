@@ -154,7 +154,7 @@ def read_legacy_storage(data: bytes, where: str = "<bytes>") -> torch.Tensor:
     if not isinstance(data, (bytes, bytearray)):
         raise DataError(f"{where}: expected the bytes of a legacy torch storage, got {type(data).__name__}")
     f = io.BytesIO(bytes(data))
-    plain = {}  # the header pickles hold only ints and dicts of ints/strings/bools
+    plain: dict[tuple[str, str], Any] = {}  # the header pickles hold only ints and dicts of ints/strings/bools
 
     def header() -> Any:
         return RestrictedUnpickler(f, plain, where).load()

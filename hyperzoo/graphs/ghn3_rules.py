@@ -158,7 +158,7 @@ def _walk(outputs: list[Tensor], param_map: dict[int, tuple[str, nn.Module, str]
         link_start: int | None = None
         node_link: int | None = None
         if "AccumulateGrad" not in fn_name:
-            leaves = []
+            leaves: list[tuple[Any, str, Any, Any, Any, Any]] = []
             for child, _ in fn.next_functions:
                 if child is not None and hasattr(child, "variable"):
                     var = child.variable
@@ -253,7 +253,7 @@ def _trace_real(model: nn.Module, size: tuple[int, ...], param_map: dict) -> tup
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             x = torch.randn(2, *size, generator=torch.Generator().manual_seed(0)).to(device)
             try:
-                out = model.get_var() if hasattr(model, "get_var") else model(x)
+                out = model.get_var() if hasattr(model, "get_var") else model(x)  # type: ignore[operator]
             except Exception as exc:
                 raise HyperzooError(
                     f"forward pass of {type(model).__name__} failed on inputs of shape {list(size)}: {exc}"

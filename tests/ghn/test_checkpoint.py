@@ -82,7 +82,7 @@ def test_pickles_with_code_are_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     with evil.open("wb") as f:
         pickle.dump({"state_dict": {}, "config": {}, "x": _Exploit()}, f)
-    with pytest.raises(DataError, match="weights_only"):
+    with pytest.raises(DataError, match=r"posix\.system|os\.system"):  # a plain pickle: the restricted reader
         load_ghn(evil)
     evil_ckpt = tmp_path / "evil.ckpt"
     evil_ckpt.write_bytes(evil.read_bytes())
