@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvDecoder3", "centre_slice", "tile_to_shape_centered"]
+__all__ = ["ConvDecoder3", "centre_slice", "tile_pos_embedding", "tile_to_shape_centered"]
 
 
 def centre_slice(size: int, k: int) -> slice:
@@ -122,8 +122,8 @@ def tile_to_shape_centered(w: Tensor, shape: tuple[int, ...] | torch.Size) -> Te
 
     Unlike :func:`~hyperzoo.ghn.decoder.tile_to_shape` (GHN-2, top-left crop), spatial sizes are never tiled:
     kernels larger than the prediction must come from :meth:`ConvDecoder3.forward` with that kernel size (it
-    interpolates). Not reproduced: the reference's ViT positional-embedding case (a 3-D ``(1, T, C)`` target from a
-    4-D prediction, reshaped with a random class token prepended); here that would just index the last dim away.
+    interpolates). The reference's ViT positional-embedding case (a 3-D ``(1, T, C)`` target from a 4-D prediction,
+    reshaped with a random class token prepended) is :func:`tile_pos_embedding`, used for reference GHN-3 checkpoints.
 
     Raises:
         ValueError: ``w`` has fewer dimensions than ``shape``, or a spatial dim of ``shape`` exceeds the prediction.
