@@ -55,7 +55,7 @@ from hyperzoo.graphs.arch_graph import ArchGraph
 from hyperzoo.graphs.vocabulary import OP_ID, PRIMITIVES, canonical_op_name
 from hyperzoo.io import crc32
 
-__all__ = ["FORMAT_VERSION", "GraphStore", "GraphStoreWriter", "write_graphs"]
+__all__ = ["FORMAT_VERSION", "GraphStore", "GraphStoreWriter", "upgrade_store", "write_graphs"]
 
 FORMAT_VERSION = 2  # 2: per-graph CRC-32 checksums (version 1 stores still load, unverified)
 TITLE = "hyperzoo graph store"
@@ -318,7 +318,7 @@ class GraphStore(torch.utils.data.Dataset):
                 sizes = {k: f[k].shape for k in ("op", "shape", "edge_index", "edge_dist", "net_args")}
         except DataError:
             raise
-        except (OSError, KeyError) as e:
+        except (OSError, KeyError, RuntimeError, ValueError) as e:  # h5py reports damage in several ways
             raise DataError(
                 f"cannot read graph store {self.path} ({type(e).__name__}: {e}); the file is truncated or "
                 "corrupt: delete it and run `hyperzoo graphs generate` again (it resumes from its parts if "
@@ -375,7 +375,8 @@ class GraphStore(torch.utils.data.Dataset):
                 _UNVERIFIED_WARNED.add(key)
                 warnings.warn(
                     f"graph store {self.path} (format_version {self.attrs.get('format_version')}) has no checksums, "
-                    "so corruption cannot be detected; regenerate it with this hyperzoo to add them",
+                    "so corruption cannot be detected; add them with `hyperzoo.graphs.store.upgrade_store(path)` (same "
+                    "graphs, rewritten) or regenerate it",
                     UserWarning,
                     stacklevel=3,
                 )
@@ -428,8 +429,8 @@ class GraphStore(torch.utils.data.Dataset):
             f = self._file()
             try:
                 self._arrays = {k: f[k][()] for k in _ARRAYS}
-            except OSError as e:
-                raise DataError(f"{self.path} is unreadable ({e}); the file is corrupt: regenerate it") from e
+            except (OSError, RuntimeError, ValueError, KeyError) as e:
+                raise DataError(f"{self.path} is unreadable ({e}); {self.regenerate_hint()}") from e
             self._h5.close()
             self._h5 = None
         return self._arrays
@@ -455,7 +456,7 @@ class GraphStore(torch.utils.data.Dataset):
                 f["name"][index],
                 f["net_args"][index],
             )
-        except OSError as e:
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
             raise DataError(f"{self.path}: graph {index} is unreadable ({e}); {self.regenerate_hint()}") from e
         if self._crc is not None and not self._verified[index]:
             if _graph_crc(*raw) != int(self._crc[index]):
@@ -513,3 +514,27 @@ def write_graphs(path: str | Path, graphs: Sequence[ArchGraph], **kwargs: Any) -
         for g in graphs:
             w.append(g)
     return Path(path)
+
+
+_DERIVED_ATTRS = {"format_version", "title", "vocabulary", "num_graphs", "s_max", "layout", "checksum", "header_crc32"}
+
+
+def upgrade_store(path: str | Path, out: str | Path | None = None) -> Path:
+    """Rewrites a store in the current format (adds checksums to a version-1 store), keeping its graphs and layout.
+
+    Args:
+        path: the store to read.
+        out: where to write (default: replace ``path``, atomically).
+
+    Returns:
+        The written path.
+    """
+    src = GraphStore(path, verify=False, in_memory=True)
+    with _h5py().File(src.path, "r") as f:
+        compression = None if src.contiguous else f["op"].compression
+    attrs = {k: v for k, v in src.attrs.items() if k not in _DERIVED_ATTRS}
+    with GraphStoreWriter(out or src.path, compression=compression, attrs=attrs) as w:
+        for i in range(len(src)):
+            g = src[i]
+            w.append(g, g.net_args)
+    return Path(out or src.path)
