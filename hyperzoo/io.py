@@ -131,14 +131,10 @@ def check_finite(tensors: Mapping[str, Any], where: str, what: str = "weights", 
     """
     import torch
 
-    bad = [
-        k for k, t in tensors.items() if isinstance(t, torch.Tensor) and t.is_floating_point() and not _finite(t)
-    ]
+    bad = [k for k, t in tensors.items() if isinstance(t, torch.Tensor) and t.is_floating_point() and not _finite(t)]
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise DataError(
-            f"{where}: {what} {bad[0]!r}{more} hold NaN or infinite values{'; ' + hint if hint else ''}"
-        )
+        raise DataError(f"{where}: {what} {bad[0]!r}{more} hold NaN or infinite values{'; ' + hint if hint else ''}")
 
 
 def _finite(t: Any) -> bool:

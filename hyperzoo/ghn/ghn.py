@@ -374,9 +374,13 @@ GHN2 = GHN  # the default configuration is GHN-2
 
 
 def check_finite_predictions(preds: Sequence[dict[str, Tensor]], graphs: Sequence[ArchGraph]) -> None:
-    """Raises :class:`HyperzooError` naming the first predicted tensor with NaN or infinite values."""
-    flat = [t for p in preds for t in p.values()]
-    if not flat or bool(torch.stack([torch.isfinite(t).all() for t in flat]).all()):
+    """Raises :class:`HyperzooError` naming the first predicted tensor with NaN or infinite values.
+
+    Fast path: NaN and infinity propagate through sums, so one reduction per tensor and one synchronisation decide
+    that all is finite; only then (or on a sum that overflowed) is each tensor checked exactly.
+    """
+    flat = [t for p in preds for t in p.values() if t.numel()]
+    if not flat or bool(torch.isfinite(torch.stack([t.detach().sum(dtype=torch.float32) for t in flat])).all()):
         return
     for p, g in zip(preds, graphs):
         for name, t in p.items():

@@ -30,7 +30,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
     for option, value in (("--out", args.out), ("--plot", args.plot)):
         if value:  # before the ranking, not after it
-            check_output(value, args.overwrite, option)
+            check_output(Path(value), args.overwrite, option)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_smash(args.checkpoint)
@@ -45,7 +45,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     if args.out:
         from hyperzoo.io import write_text_atomic
 
-        write_text_atomic(args.out, json.dumps(result, indent=1))
+        write_text_atomic(Path(args.out), json.dumps(result, indent=1))
     if args.plot:
         plot_ranking(result, args.plot)
     c = result["correlation"]

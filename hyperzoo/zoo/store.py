@@ -9,8 +9,10 @@ Integrity: both files are written atomically; the JSON records the SHA-256 of th
 (``hyperzoo-zoo/2``) a ``checksum`` of its own content, both verified on every load, so a truncated or corrupt entry
 is an error naming it instead of a model with wrong weights. Weights with NaN or infinite values are refused.
 An existing entry is replaced only with ``overwrite=True``. Merged models (``hyperzoo merge``) record their real
-widths (``leaf_widths``, per permutation group) and load back through :func:`load_model` like any other entry. Models from elsewhere enter the zoo from local weight files (torchvision or timm
-state dicts, ``.safetensors`` or ``.pth`` read with ``weights_only=True``); nothing is downloaded.
+widths (``leaf_widths``, per permutation group) and load back through :func:`load_model` like any other entry.
+
+Models from elsewhere enter the zoo from local weight files (torchvision or timm state dicts, ``.safetensors`` or
+``.pth`` read with ``weights_only=True``); nothing is downloaded.
 """
 
 from __future__ import annotations
