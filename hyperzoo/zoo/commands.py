@@ -32,9 +32,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
             continue
         classes = m.get("classes") or []
         cls = f"{classes[0]}-{classes[-1]}" if classes else "?"
-        acc = m.get("test_acc")
+        merge = m.get("merge") or {}  # merged entries written before test_acc/macs were recorded for them
+        acc = m.get("test_acc", merge.get("acc", merge.get("joint")))
+        m.setdefault("macs", merge.get("macs", 0))
+        kwargs = str(m.get("model_kwargs", {}))
+        if m.get("leaf_widths"):
+            kwargs = f"{kwargs} merged {merge.get('method', '')} x{merge.get('width', '?')}"
         print(
-            f"{name:24s} {m['model']:14s} {m.get('model_kwargs', {})!s:32s} {cls:10s} "
+            f"{name:24s} {m['model']:14s} {kwargs:32s} {cls:10s} "
             f"{m.get('recipe', {}).get('epochs', '-')!s:>6s} {acc * 100 if acc is not None else float('nan'):8.2f} "
             f"{m.get('macs', 0) / 1e6:8.1f}"
         )
