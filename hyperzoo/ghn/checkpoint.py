@@ -17,6 +17,7 @@ import torch
 
 from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.ghn.ghn import GHN2
+from hyperzoo.io import check_finite
 
 __all__ = [
     "PRETRAINED",
@@ -48,6 +49,7 @@ REFERENCE_KEY_MAP: dict[str, str] = {
     "bias_class.1.": "bias_class.",
 }
 
+_NONFINITE_HINT = "the GHN diverged or the file is corrupt; use an earlier checkpoint"
 _SUPPORTED = {"hypernet": ("gatedgnn", "mlp"), "decoder": ("conv",)}
 _KNOWN_CONFIG = {"max_shape", "num_classes", "hypernet", "decoder", "weight_norm", "ve", "layernorm", "hid"}
 
@@ -109,6 +111,7 @@ def load_reference_checkpoint(path: str | os.PathLike[str], map_location: str | 
         weight_norm=bool(config.get("weight_norm", False)),
     )
     state = map_reference_state_dict(ckpt["state_dict"])
+    check_finite(state, str(path), "GHN tensor", _NONFINITE_HINT)
     try:
         ghn.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -207,6 +210,7 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], where: str, m
             if keys
         )
         raise DataError(f"{where}: weights do not fit its GHN config ({detail}); is it a checkpoint of another GHN?")
+    check_finite(state, where, "GHN tensor", _NONFINITE_HINT)
     ghn.load_state_dict(state, strict=True)
     return ghn.to(map_location).eval()
 

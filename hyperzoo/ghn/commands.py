@@ -100,8 +100,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         summarize,
     )
 
-    if args.json and Path(args.json).is_dir():
-        raise ConfigError(f"--json {args.json} is a directory; give a file name such as results.json")
+    if args.json:  # before the evaluation, not after it
+        from hyperzoo.io import check_output
+
+        check_output(args.json, args.overwrite, "--json")
     if args.split is None and args.archs is not None:
         raise ConfigError("--archs selects graphs of a --split store; with --models, list the models instead")
     if args.limit_archs is not None and args.limit_archs < 1:
@@ -165,8 +167,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "protocol": "predicted parameters, no fine-tuning, batch norms with batch statistics",
         }
         out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(to_json(results, **header))
+        from hyperzoo.io import write_text_atomic
+
+        write_text_atomic(out, to_json(results, **header))
         print(f"wrote {out}")
     return 0
 
@@ -225,6 +228,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "--device", default="auto", metavar="DEV", help="auto (CUDA when available, default), cpu, cuda or cuda:N"
     )
     p.add_argument("--json", metavar="OUT", help="also write the results and their mean/std to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "--baseline-random",
         action="store_true",
@@ -259,8 +263,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             raise ConfigError("--input-size applies to registered models; an ONNX file fixes its input size")
     elif out.suffix.lower() != ".safetensors":
         raise ConfigError(f"--out {args.out}: give a file name ending in .safetensors")
-    if out.is_dir():
-        raise ConfigError(f"--out {args.out} is a directory; give a file name")
+    from hyperzoo.io import check_output
+
+    check_output(out, args.overwrite, "--out")
 
     from hyperzoo.ghn.evaluate import resolve_device
 
@@ -345,10 +350,10 @@ def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, 
         "unpredicted": json.dumps(sorted(set(params) - set(pred))),
         "batch_norm": _BN_NOTE,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    tmp.replace(out)
+    from hyperzoo.io import atomic_write
+
+    with atomic_write(out) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
     return {
         "tensors": len(params),
         "params": sum(p.numel() for p in params.values()),
@@ -553,6 +558,7 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx", metavar="IN.onnx", help="an ONNX model (with or without initializers) instead of MODEL")
     p.add_argument("--ghn", required=True, metavar="CKPT", help=_GHN_HELP)
     p.add_argument("--out", required=True, metavar="FILE", help="output: .safetensors for MODEL, .onnx with --onnx")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--adapt-cifar", action="store_true", help="adapt a torchvision model to 32x32 inputs")
     p.add_argument(
         "--num-classes", type=int, metavar="K", help="classifier outputs (default and only choice: the GHN's classes)"

@@ -359,6 +359,8 @@ class GHN(nn.Module):
                     elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
                         w = w[(slice(None), slice(None)) + (0,) * (4 - max(len(target), 2))]
                     out[b][name] = self._finish(w, target, True)
+        if not self.training:  # inference: NaN/inf weights must not pass as a prediction (one sync)
+            check_finite_predictions(out, graph_list)
         return out
 
     @staticmethod
@@ -418,6 +420,24 @@ class GHN(nn.Module):
 
 
 GHN2 = GHN  # the default configuration is GHN-2
+
+
+def check_finite_predictions(preds: Sequence[dict[str, Tensor]], graphs: Sequence[ArchGraph]) -> None:
+    """Raises :class:`HyperzooError` naming the first predicted tensor with NaN or infinite values.
+
+    Fast path: NaN and infinity propagate through sums, so one reduction per tensor and one synchronisation decide
+    that all is finite; only then (or on a sum that overflowed) is each tensor checked exactly.
+    """
+    flat = [t for p in preds for t in p.values() if t.numel()]
+    if not flat or bool(torch.isfinite(torch.stack([t.detach().sum(dtype=torch.float32) for t in flat])).all()):
+        return
+    for p, g in zip(preds, graphs):
+        for name, t in p.items():
+            if not bool(torch.isfinite(t).all()):
+                raise HyperzooError(
+                    f"the GHN predicted NaN or infinite values for {name!r} of {g.name!r}; its weights or inputs are "
+                    "not finite (a diverged or corrupt checkpoint): use another checkpoint"
+                )
 
 
 def set_bn_batch_stats(model: nn.Module) -> nn.Module:

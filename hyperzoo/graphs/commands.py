@@ -106,6 +106,9 @@ def _cmd_draw(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"-o {args.output}: give a file name ending in .png, .pdf or .svg")
+    from hyperzoo.io import check_output
+
+    check_output(out, args.overwrite, "-o")
     graph = _graph_from_args(args)
     draw_graph(graph, out, labels=args.labels)
     print(f"wrote {out} ({int(graph.num_nodes)} nodes)")
@@ -125,6 +128,7 @@ def _add_draw(actions: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="registered model name (`hyperzoo models`) or an .onnx file")
     p.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
     p.add_argument("--labels", action="store_true", help="write the op name beside each node")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     _add_model_args(p)
     p.set_defaults(func=_cmd_draw)
 

@@ -88,6 +88,9 @@ def draw_graph(graph: ArchGraph, path: str | Path | None = None, labels: bool = 
     ax.autoscale()
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        from hyperzoo.io import atomic_write
+
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
         plt.close(fig)
     return fig

@@ -848,5 +848,8 @@ def write_onnx_initializers(
     result.graph.input.extend(inputs)
     onnx.checker.check_model(result)
     if out is not None:
-        onnx.save(result, str(out))
+        from hyperzoo.io import atomic_write
+
+        with atomic_write(out) as tmp:
+            onnx.save(result, str(tmp))
     return result

@@ -41,4 +41,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--zoo", default=None, help="zoo directory of A and B")
     p.add_argument("--out", default="merged", help="output directory (a zoo of merged models)")
     p.add_argument("--name", default=None, help="entry name of the merged model (default: derived)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing merged entry of that name")
     p.set_defaults(func=_cmd_merge)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
 
-__all__ = ["accuracies", "data_batches", "load_merged", "predict", "run_merge", "test_data"]
+__all__ = ["accuracies", "data_batches", "load_merged", "predict", "rebuild_merged", "run_merge", "test_data"]
 
 
 def data_batches(root: str, batch_size: int = 128, num_batches: int = 20, seed: int = 0) -> list[Tensor]:
@@ -87,8 +87,11 @@ def _meta_classes(meta: dict[str, Any]) -> list[int]:
 def run_merge(args: argparse.Namespace) -> dict[str, Any]:
     """The ``hyperzoo merge`` command: merge, evaluate, store the merged model as a zoo entry in ``--out``."""
     from hyperzoo.merge.baselines import merge_models
-    from hyperzoo.zoo.store import load_meta, load_model, save_model
+    from hyperzoo.zoo.store import check_new_entry, load_meta, load_model, save_model
 
+    name = args.name or f"{Path(args.a).stem}+{Path(args.b).stem}-{args.method}-w{args.width:g}"
+    overwrite = bool(getattr(args, "overwrite", False))
+    check_new_entry(name, args.out, overwrite)  # before the work, not after it
     meta_a, meta_b = load_meta(*_name_root(args.a, args.zoo)), load_meta(*_name_root(args.b, args.zoo))
     if (meta_a["model"], meta_a.get("model_kwargs")) != (meta_b["model"], meta_b.get("model_kwargs")):
         raise ConfigError(
@@ -106,7 +109,6 @@ def run_merge(args: argparse.Namespace) -> dict[str, Any]:
     )
     data = test_data(args.data_root, args.test_limit)
     acc = accuracies(*predict(result.model, data), ca, cb if labels == "different" else None)
-    name = args.name or f"{Path(args.a).stem}+{Path(args.b).stem}-{args.method}-w{args.width:g}"
     info = {**result.info, **acc}
     meta = {
         "model": meta_a["model"],
@@ -116,30 +118,66 @@ def run_merge(args: argparse.Namespace) -> dict[str, Any]:
         "merged_from": [meta_a["name"], meta_b["name"]],
         "source_num_classes": len(ca),
         "merge": info,
+        # the merged network's real widths (per permutation group of the base model's spec): `load_model`
+        # rebuilds the base model, then widens it to these (the registered model alone would not fit the weights)
         "leaf_widths": {str(k): v for k, v in result.plan.widths.items()},
-        "loader": "hyperzoo.merge.run.load_merged (tensors may be wider than the registered model)",
+        "channels": _channels(result.model),
+        "test_acc": acc.get("acc", acc.get("joint")),
+        "macs": int(info["macs"]),
+        "params": int(info.get("params", sum(p.numel() for p in result.model.parameters()))),
+        "loader": "hyperzoo.zoo.load_model (rebuilds the base model at leaf_widths)",
     }
-    path = save_model(name, result.model, meta, args.out)
+    path = save_model(name, result.model, meta, args.out, overwrite=overwrite)
     print(json.dumps({"out": str(path), **info}, indent=1, default=float))
     return info
 
 
-def load_merged(name: str, root: str | None = None) -> nn.Module:
-    """Loads a merged model written by ``hyperzoo merge`` (widths recorded per permutation group)."""
-    from safetensors.torch import load_file
+def _channels(model: nn.Module) -> dict[str, int]:
+    """Output channels/features of every conv and linear layer (a readable record of the real widths)."""
+    return {
+        name: int(m.weight.shape[0])
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and isinstance(m.weight, Tensor)
+    }
 
+
+def rebuild_merged(meta: dict[str, Any], state: dict[str, Tensor], where: str = "merged model") -> nn.Module:
+    """The network of a merged zoo entry: its base model widened to the recorded ``leaf_widths``, with ``state``.
+
+    Raises:
+        DataError: the weights do not fit the recorded widths.
+    """
+    from hyperzoo.errors import DataError
     from hyperzoo.merge.permute import load_state
     from hyperzoo.merge.spec import derive_spec
     from hyperzoo.nets import create_model
-    from hyperzoo.zoo.store import entry_path, load_meta
 
-    name, root = _name_root(name, root)
-    meta = load_meta(name, root)
     n = int(meta.get("source_num_classes", meta.get("num_classes", 10)))
     template = create_model(meta["model"], num_classes=n, **meta.get("model_kwargs", {}))
     spec = derive_spec(template)
     widths = {int(k): int(v) for k, v in meta.get("leaf_widths", {}).items()}
-    return load_state(template, load_file(str(entry_path(name, root))), spec, widths).eval()
+    own = template.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise DataError(f"{where}: weights lack {missing[:3]} of {meta['model']}; re-create the merged entry")
+    model = load_state(template, state, spec, widths)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(spec.input_shape))
+    except RuntimeError as e:
+        raise DataError(
+            f"{where}: the weights do not fit {meta['model']} at the recorded widths {widths} ({e}); re-create "
+            "the merged entry with `hyperzoo merge ... --overwrite`"
+        ) from None
+    return model
+
+
+def load_merged(name: str, root: str | None = None) -> nn.Module:
+    """Loads a merged model written by ``hyperzoo merge`` (same as :func:`hyperzoo.zoo.load_model`)."""
+    from hyperzoo.zoo.store import load_model
+
+    name, root = _name_root(name, root)
+    return load_model(name, root)
 
 
 def _name_root(name: str, zoo: str | None) -> tuple[str, str | None]:

@@ -26,6 +26,11 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
     if args.num_archs < 3 or args.train_steps < 1 or args.holdout < 1:
         raise ConfigError("--num-archs must be >= 3, --train-steps and --holdout >= 1")
+    from hyperzoo.io import check_output
+
+    for option, value in (("--out", args.out), ("--plot", args.plot)):
+        if value:  # before the ranking, not after it
+            check_output(Path(value), args.overwrite, option)
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_smash(args.checkpoint)
@@ -38,8 +43,9 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     )  # fmt: skip
     result["checkpoint"] = str(args.checkpoint)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+        from hyperzoo.io import write_text_atomic
+
+        write_text_atomic(Path(args.out), json.dumps(result, indent=1))
     if args.plot:
         plot_ranking(result, args.plot)
     c = result["correlation"]
@@ -85,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     q.add_argument("--out", default=None, help="write the full result (every architecture) as JSON")
     q.add_argument("--plot", default=None, help="write a scatter plot PNG")
+    q.add_argument("--overwrite", action="store_true", help="replace existing --out/--plot files")
     q.set_defaults(func=_cmd_rank)
     q = sub.add_parser("sample", help="print random architectures of the default space as JSON lines")
     q.add_argument("--num", type=int, default=1)

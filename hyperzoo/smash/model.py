@@ -62,11 +62,13 @@ class SMASH(nn.Module):
 
 def save_smash(model: SMASH, path: str | Path, **meta: Any) -> Path:
     """Writes ``path`` (safetensors) and ``path.with_suffix('.json')`` (config + ``meta``)."""
+    from hyperzoo.io import atomic_write, write_text_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+    with atomic_write(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     card = {"format": FORMAT, "config": model.config, **meta}
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(card, indent=2, default=str))
     return path
 
 

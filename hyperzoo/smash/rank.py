@@ -250,4 +250,7 @@ def plot_ranking(result: dict[str, Any], path: str) -> None:
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from hyperzoo.io import atomic_write
+
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120)

@@ -10,7 +10,14 @@ __all__ = ["register"]
 def _cmd_fit(args: argparse.Namespace) -> int:
     from hyperzoo.stitch.run import run_fit
 
-    run_fit(args.config, args.out, init=args.init, epochs=args.epochs, anchor_lr_scale=args.anchor_lr_scale)
+    run_fit(
+        args.config,
+        args.out,
+        init=args.init,
+        epochs=args.epochs,
+        anchor_lr_scale=args.anchor_lr_scale,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -40,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="anchors' lr relative to the stitches', overrides train.anchor_lr_scale (0 freezes the anchors)",
     )
+    q.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in the output folder")
     q.set_defaults(func=_cmd_fit)
     q = sub.add_parser("select", help="best evaluated configuration within a FLOPs budget, and the Pareto front")
     q.add_argument("--table", required=True, help="configs.json written by `hyperzoo stitch fit`")

@@ -32,11 +32,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from hyperzoo.errors import ConfigError
+from hyperzoo.io import atomic_write, check_output, write_text_atomic
 from hyperzoo.stitch.select import load_table, pareto_front, plot_front, select
 from hyperzoo.stitch.snnet import SNNet, init_stitches_ls
 
 __all__ = ["KEYS", "build_snnet", "evaluate_configs", "run_fit", "run_select"]
 
+OUTPUTS = ("configs.json", "snnet.safetensors", "snnet.json", "pareto.png")
 KEYS = {"anchors", "zoo", "data", "window", "pairs", "init", "ls_batches", "ridge", "train", "test_limit", "out"}
 
 
@@ -98,8 +100,12 @@ def run_fit(
     init: str | None = None,
     epochs: float | None = None,
     anchor_lr_scale: float | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
-    """The ``hyperzoo stitch fit`` command; ``init``, ``epochs`` and ``anchor_lr_scale`` override the config's."""
+    """The ``hyperzoo stitch fit`` command; ``init``, ``epochs`` and ``anchor_lr_scale`` override the config's.
+
+    An output folder that already holds a run's files is refused unless ``overwrite``.
+    """
     import lightning.pytorch as pl
 
     from hyperzoo.lightning.stitch_module import StitchModule
@@ -118,6 +124,8 @@ def run_fit(
     _check_init(cfg.get("init", "ls"), config)
     data = {"root": "sample", "batch_size": 128, **(cfg.get("data") or {})}
     out_dir = Path(out or cfg.get("out") or "runs/stitch")
+    for fname in OUTPUTS:  # before the work, not after it
+        check_output(out_dir / fname, overwrite, "--out")
     train = {
         "max_epochs": 1,
         "lr": 0.01,
@@ -160,11 +168,11 @@ def run_fit(
     train_s = time.perf_counter() - t0
     snnet = module.snnet.cpu()
     rows = evaluate_configs(snnet, test_data(data["root"], cfg.get("test_limit")))
-    out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"config": cfg, "init_s": init_s, "train_s": train_s, "num_configs": len(rows)}
-    (out_dir / "configs.json").write_text(json.dumps({"meta": meta, "configs": rows}, indent=1) + "\n")
-    save_file({k: v.contiguous() for k, v in snnet.state_dict().items()}, str(out_dir / "snnet.safetensors"))
-    (out_dir / "snnet.json").write_text(json.dumps({**meta, "keys": [c.key for c in snnet.configs]}, indent=1))
+    write_text_atomic(out_dir / "configs.json", json.dumps({"meta": meta, "configs": rows}, indent=1) + "\n")
+    with atomic_write(out_dir / "snnet.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in snnet.state_dict().items()}, str(tmp))
+    write_text_atomic(out_dir / "snnet.json", json.dumps({**meta, "keys": [c.key for c in snnet.configs]}, indent=1))
     plot_front(rows, out_dir / "pareto.png", title=f"SN-Net {' + '.join(cfg['anchors'])}")
     front = pareto_front(rows)
     print(f"stitch: {len(rows)} configurations, {len(front)} on the Pareto front; table {out_dir / 'configs.json'}")

@@ -8,6 +8,7 @@ accuracy (ties in FLOPs keep the most accurate).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,20 @@ def load_table(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"stitch table {p} not found; run `hyperzoo stitch fit` first")
-    data = json.loads(p.read_text())
-    rows = data["configs"] if isinstance(data, dict) else data
-    if not rows or any("flops" not in r or "acc" not in r for r in rows):
-        raise DataError(f"{p} has no evaluated configurations (rows need 'flops' and 'acc')")
+    redo = "run `hyperzoo stitch fit` again to rewrite it"
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"stitch table {p} is not valid JSON ({e}); it is corrupt or truncated: {redo}") from None
+    rows = data.get("configs") if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not rows:
+        raise DataError(f"stitch table {p} has no list of evaluated configurations ('configs'); {redo}")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or not all(isinstance(r.get(k), (int, float)) for k in ("flops", "acc")):
+            raise DataError(f"stitch table {p}: row {i} needs numeric 'flops' and 'acc', got {r!r:.120}; {redo}")
+        if not all(math.isfinite(r[k]) for k in ("flops", "acc")):
+            raise DataError(f"stitch table {p}: row {i} has a non-finite 'flops' or 'acc'; {redo}")
+        r.setdefault("key", f"row{i}")
     return rows
 
 
@@ -91,6 +102,8 @@ def plot_front(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    from hyperzoo.io import atomic_write
+
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)

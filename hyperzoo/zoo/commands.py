@@ -16,6 +16,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from hyperzoo.errors import DataError
     from hyperzoo.zoo.store import list_zoo, load_meta, zoo_dir
 
     names = list_zoo(args.zoo)
@@ -24,12 +25,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'name':24s} {'model':14s} {'kwargs':32s} {'classes':10s} {'epochs':>6s} {'test acc':>8s} {'MMACs':>8s}")
     for name in names:
-        m = load_meta(name, args.zoo)
+        try:
+            m = load_meta(name, args.zoo)
+        except DataError as e:  # one corrupt entry does not hide the others
+            print(f"{name:24s} unreadable: {e}")
+            continue
         classes = m.get("classes") or []
         cls = f"{classes[0]}-{classes[-1]}" if classes else "?"
-        acc = m.get("test_acc")
+        merge = m.get("merge") or {}  # merged entries written before test_acc/macs were recorded for them
+        acc = m.get("test_acc", merge.get("acc", merge.get("joint")))
+        m.setdefault("macs", merge.get("macs", 0))
+        kwargs = str(m.get("model_kwargs", {}))
+        if m.get("leaf_widths"):
+            kwargs = f"{kwargs} merged {merge.get('method', '')} x{merge.get('width', '?')}"
         print(
-            f"{name:24s} {m['model']:14s} {m.get('model_kwargs', {})!s:32s} {cls:10s} "
+            f"{name:24s} {m['model']:14s} {kwargs:32s} {cls:10s} "
             f"{m.get('recipe', {}).get('epochs', '-')!s:>6s} {acc * 100 if acc is not None else float('nan'):8.2f} "
             f"{m.get('macs', 0) / 1e6:8.1f}"
         )
@@ -39,7 +49,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_add(args: argparse.Namespace) -> int:
     from hyperzoo.zoo.store import add_external
 
-    path = add_external(args.name, args.model, args.weights, args.num_classes, args.source, args.zoo)
+    path = add_external(
+        args.name, args.model, args.weights, args.num_classes, args.source, args.zoo, overwrite=args.overwrite
+    )
     print(f"zoo: stored {path}")
     return 0
 
@@ -64,4 +76,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--num-classes", type=int, default=1000)
     q.add_argument("--source", choices=["torchvision", "timm"], default="torchvision")
     q.add_argument("--zoo", default=None, help="zoo directory")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing entry of that name")
     q.set_defaults(func=_cmd_add)

@@ -3,8 +3,16 @@
 Layout: ``<zoo>/<name>.safetensors`` (the state dict) and ``<zoo>/<name>.json`` (how to rebuild it: registered
 model name and keyword arguments, number of classes, the label subset it was trained on, training recipe, test
 accuracy, MACs, parameter count and the SHA-256 of the weights). The zoo directory is ``$HYPERZOO_ZOO`` or
-``./zoo`` (ignored by git). Models from elsewhere enter the zoo from local weight files (torchvision or timm
-state dicts, ``.safetensors`` or ``.pth`` read with ``weights_only=True``); nothing is downloaded.
+``./zoo`` (ignored by git).
+
+Integrity: both files are written atomically; the JSON records the SHA-256 of the weights file and
+(``hyperzoo-zoo/2``) a ``checksum`` of its own content, both verified on every load, so a truncated or corrupt entry
+is an error naming it instead of a model with wrong weights. Weights with NaN or infinite values are refused.
+An existing entry is replaced only with ``overwrite=True``. Merged models (``hyperzoo merge``) record their real
+widths (``leaf_widths``, per permutation group) and load back through :func:`load_model` like any other entry.
+
+Models from elsewhere enter the zoo from local weight files (torchvision or timm state dicts, ``.safetensors`` or
+``.pth`` read with ``weights_only=True``); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -20,8 +28,21 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from hyperzoo.errors import ConfigError, DataError, UnknownNameError
+from hyperzoo.io import atomic_write, check_finite, ensure_parent, write_text_atomic
 
-__all__ = ["add_external", "entry_path", "list_zoo", "load_meta", "load_model", "save_model", "zoo_dir"]
+__all__ = [
+    "ZOO_FORMAT",
+    "add_external",
+    "check_new_entry",
+    "entry_path",
+    "list_zoo",
+    "load_meta",
+    "load_model",
+    "save_model",
+    "zoo_dir",
+]
+
+ZOO_FORMAT = "hyperzoo-zoo/2"
 
 
 def zoo_dir(root: str | os.PathLike | None = None) -> Path:
@@ -44,18 +65,53 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_model(name: str, model: nn.Module, meta: dict[str, Any], root: str | os.PathLike | None = None) -> Path:
-    """Stores ``model``'s state dict and ``meta`` (must hold ``model`` and ``model_kwargs``) as zoo entry ``name``."""
+def _meta_checksum(meta: dict[str, Any]) -> str:
+    """SHA-256 of the metadata's canonical JSON, without its own ``checksum`` key."""
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_new_entry(name: str, root: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+    """The weights path of a new entry ``name``; refuses an existing entry unless ``overwrite``.
+
+    Raises:
+        ConfigError: the entry exists (the message names it and ``--overwrite``), or a bad name or zoo folder.
+    """
+    path = entry_path(name, root)
+    if not overwrite and (path.exists() or path.with_suffix(".json").exists()):
+        raise ConfigError(
+            f"zoo entry {name!r} already exists in {path.parent}; pass --overwrite to replace it, or choose "
+            "another name"
+        )
+    ensure_parent(path, "zoo")
+    return path
+
+
+def save_model(
+    name: str,
+    model: nn.Module,
+    meta: dict[str, Any],
+    root: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Stores ``model``'s state dict and ``meta`` (must hold ``model`` and ``model_kwargs``) as zoo entry ``name``.
+
+    Both files are written atomically (weights first, then the JSON naming their SHA-256).
+
+    Raises:
+        ConfigError: the entry exists and ``overwrite`` is false; metadata without ``model``.
+        DataError: weights with NaN or infinite values.
+    """
     if "model" not in meta:
         raise ConfigError("zoo metadata needs 'model' (the registered model name) to rebuild the network")
-    path = entry_path(name, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_new_entry(name, root, overwrite)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
-    meta = {**meta, "name": name, "sha256": _sha256(path), "format": "hyperzoo-zoo/1"}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    check_finite(state, f"zoo entry {name!r}", "tensors", "the model diverged; it is not stored")
+    with atomic_write(path) as tmp:
+        save_file(state, str(tmp))
+    meta = {**meta, "name": name, "sha256": _sha256(path), "format": ZOO_FORMAT}
+    meta["checksum"] = _meta_checksum(meta)
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
 
@@ -68,16 +124,55 @@ def load_meta(name: str, root: str | os.PathLike | None = None) -> dict[str, Any
             f"no zoo entry {name!r} in {zoo_dir(root)} (entries: {known}); train it with `hyperzoo zoo train` or "
             "set $HYPERZOO_ZOO"
         )
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(
+            f"zoo entry {name!r}: {path} is not valid JSON ({e}); the entry is corrupt: restore it from a backup, "
+            f"or delete {path.with_suffix('')}.* and train or add it again"
+        ) from None
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise DataError(f"zoo entry {name!r}: {path} is not zoo metadata (no 'model'); restore or re-create it")
+    if "checksum" in meta and meta["checksum"] != _meta_checksum(meta):
+        raise DataError(
+            f"zoo entry {name!r}: {path} does not match its recorded checksum (edited or corrupt); restore it, or "
+            f"delete {path.with_suffix('')}.* and train or add it again"
+        )
+    return meta
 
 
-def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = False) -> nn.Module:
+def _read_weights(name: str, path: Path, meta: dict[str, Any], verify: bool) -> dict[str, torch.Tensor]:
+    """The entry's state dict, checked against its recorded SHA-256 (``verify``) and for finite values."""
+    redo = f"restore it, or delete {path.with_suffix('')}.* and train or add it again"
+    if not path.is_file():
+        raise DataError(f"zoo entry {name!r}: the weights file {path} is missing; {redo}")
+    if verify and meta.get("sha256") and _sha256(path) != meta["sha256"]:
+        raise DataError(
+            f"zoo entry {name!r}: {path} does not match its recorded SHA-256 (truncated or corrupt); {redo}"
+        )
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types (SafetensorError, HeaderTooLarge, ...)
+        raise DataError(f"zoo entry {name!r}: {path} is not a readable safetensors file ({e}); {redo}") from None
+    check_finite(state, f"zoo entry {name!r} ({path})", "tensors", redo)
+    return state
+
+
+def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = True) -> nn.Module:
     """Rebuilds zoo entry ``name`` (a registered model with its stored weights), in eval mode.
+
+    Merged entries (``leaf_widths`` in their metadata, written by ``hyperzoo merge``) are rebuilt at their
+    recorded widths.
 
     Args:
         name: entry name (``hyperzoo zoo list``) or the path of an entry's ``.safetensors``/``.json`` file.
         root: zoo directory.
-        verify: check the weights' SHA-256 against the metadata.
+        verify: check the weights' SHA-256 against the metadata (default; reading is ~1 GB/s).
+
+    Raises:
+        UnknownNameError: no such entry.
+        DataError: a missing, truncated or corrupt file, weights with NaN or infinite values, or weights that do
+            not fit the recorded architecture; the message names the entry.
     """
     from hyperzoo.nets import create_model
 
@@ -86,8 +181,11 @@ def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = 
         root, name = p.parent, p.stem
     meta = load_meta(name, root)
     path = entry_path(name, root)
-    if verify and _sha256(path) != meta.get("sha256"):
-        raise DataError(f"zoo entry {path} does not match its recorded SHA-256; retrain or restore it")
+    state = _read_weights(name, path, meta, verify)
+    if meta.get("leaf_widths"):
+        from hyperzoo.merge.run import rebuild_merged
+
+        return rebuild_merged(meta, state, f"zoo entry {name!r}").eval()
     kwargs = {"num_classes": meta.get("num_classes", 10), **meta.get("model_kwargs", {})}
     if meta.get("source") == "timm":
         try:
@@ -97,12 +195,14 @@ def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = 
         model = timm.create_model(meta["model"], pretrained=False, **kwargs)
     else:
         model = create_model(meta["model"], **kwargs)
-    state = load_file(str(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in wrong}, strict=False)
+    if missing or unexpected or wrong:
         raise DataError(
-            f"zoo entry {path} does not fit {meta['model']} {meta.get('model_kwargs', {})}: missing "
-            f"{missing[:3]}, unexpected {unexpected[:3]}"
+            f"zoo entry {name!r} ({path}) does not fit {meta['model']} {meta.get('model_kwargs', {})}: "
+            f"{len(wrong)} tensors of other shapes (e.g. {wrong[:3]}), missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}; its metadata does not describe its weights: re-create the entry"
         )
     return model.eval()
 
@@ -122,6 +222,7 @@ def add_external(
     num_classes: int = 1000,
     source: str = "torchvision",
     root: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **model_kwargs: Any,
 ) -> Path:
     """Adds a model from a local weights file to the zoo (converted to safetensors).
@@ -133,11 +234,14 @@ def add_external(
         num_classes: classifier outputs of the weights.
         source: ``torchvision`` (hyperzoo's registry) or ``timm`` (needs the optional timm package).
         root: zoo directory.
+        overwrite: replace an existing entry of that name (else it is an error).
         **model_kwargs: further arguments of the model entrypoint.
     """
     from hyperzoo.nets import create_model, load_state_dict_file
 
+    check_new_entry(name, root, overwrite)
     state = load_state_dict_file(Path(weights))
+    check_finite(state, f"weights {weights}", "tensors", "they cannot enter the zoo")
     if source == "timm":
         try:
             import timm  # type: ignore[import-not-found]
@@ -168,4 +272,4 @@ def add_external(
     if source == "timm":
         meta["note"] = "timm model: load with timm.create_model and the stored state dict"
     with torch.no_grad():
-        return save_model(name, net, meta, root)
+        return save_model(name, net, meta, root, overwrite=overwrite)

@@ -18,7 +18,7 @@ def test_roundtrip(tmp_path) -> None:
     save_model("m", model, {"model": "resnet8", "model_kwargs": {"shortcut": "B"}, "num_classes": 5}, tmp_path)
     assert list_zoo(tmp_path) == ["m"]
     meta = load_meta("m", tmp_path)
-    assert meta["format"] == "hyperzoo-zoo/1" and len(meta["sha256"]) == 64
+    assert meta["format"] == "hyperzoo-zoo/2" and len(meta["sha256"]) == 64
     back = load_model("m", tmp_path, verify=True)
     x = torch.randn(2, 3, 32, 32)
     model.eval()
