@@ -4,19 +4,22 @@ Each test crafts a file in the format a loader expects whose pickle would run a 
 through ``__reduce__``) that creates a marker file, hands it to the loader, and checks that the loader refuses it
 with an error naming the problem and that the marker was never created.
 
-The audit (``grep -rn "torch.load\\|pickle\\|joblib" hyperzoo/``), loader by loader:
+The audit (``grep -rn "torch.load\\|pickle\\|joblib" hyperzoo/``), loader by loader, and its test here:
 
-| path | reader | test |
-|---|---|---|
-| reference ppuda ``.pt`` (``load_reference_checkpoint``, ``from_pretrained(path)``, ``--ghn``) | ``torch.load(weights_only=True)`` | ``test_reference_pt`` |
-| published ppuda names (``from_pretrained("ghn2-cifar10-ppuda")``) | blob id check, then the same | ``test_published_ppuda_name`` |
-| Lightning ``.ckpt`` GHNs (``load_ghn``) | ``torch.load(weights_only=True)`` | ``test_lightning_ckpt_ghn`` |
-| Lightning resume (``hyperzoo fit --ckpt_path``) | Lightning with ``weights_only=True`` | ``test_lightning_cli_resume`` |
-| zoo resume (``.partial/<name>/last.ckpt``) | ``trainer.fit(..., weights_only=True)`` | ``test_zoo_resume`` |
-| ``.pth`` state dicts (torchvision ``weights_path``, ``hyperzoo zoo add``) | ``torch.load(weights_only=True)`` | ``test_pth_state_dict`` |
-| torchvision's pickled CIFAR batches (``cifar10``/``cifar100`` roots) | MD5 of the official files checked first | ``test_cifar_pickles`` |
-| hyperzoo's own GHNs, zoo entries, merge/stitch/SMASH outputs | safetensors + JSON (no pickle) | (no pickle to craft) |
-| GHN-3 joblib files (``ghn3-*``) | restricted unpickler (``hyperzoo.ghn.safe_pickle``) | that module's tests |
+- reference ppuda ``.pt`` (``load_reference_checkpoint``, ``from_pretrained(path)``, ``--ghn``):
+  ``torch.load(weights_only=True)``; ``test_reference_pt``.
+- published ppuda names (``from_pretrained("ghn2-cifar10-ppuda")``): git blob id check, then the same;
+  ``test_published_ppuda_name``.
+- Lightning ``.ckpt`` GHNs (``load_ghn``): ``torch.load(weights_only=True)``; ``test_lightning_ckpt_ghn``.
+- Lightning resume (``hyperzoo fit --ckpt_path``): LightningCLI's own ``weights_only=True`` read, then the Trainer's,
+  with ``weights_only=True`` set by ``HyperzooCLI``; ``test_lightning_cli_resume``.
+- zoo resume (``<zoo>/.partial/<name>/last.ckpt``): ``trainer.fit(..., weights_only=True)``; ``test_zoo_resume``.
+- ``.pth`` state dicts (torchvision ``weights_path``, ``hyperzoo zoo add``): ``torch.load(weights_only=True)``;
+  ``test_pth_state_dict``.
+- torchvision's pickled CIFAR batches (``cifar10``/``cifar100`` roots): torchvision checks the MD5 of the official
+  files before unpickling; ``test_cifar_pickles``.
+- hyperzoo's own GHNs, zoo entries, merge/stitch/SMASH outputs: safetensors + JSON, no pickle to craft.
+- GHN-3 joblib files (``ghn3-*``): the restricted unpickler of ``hyperzoo.ghn.safe_pickle`` (its own tests).
 """
 
 from __future__ import annotations
@@ -51,8 +54,13 @@ class _Exec:
 
 
 @pytest.fixture(params=[_System, _Exec], ids=["os.system", "exec"])
-def payload(request, tmp_path):
-    """(exploit object, marker path); the marker must never exist."""
+def payload(request, tmp_path, monkeypatch):
+    """(exploit object, marker path); the marker must never exist.
+
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns torch's default back to full unpickling wherever a caller does not
+    pass ``weights_only=True`` itself, so these tests fail for any loader that relies on the default.
+    """
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = tmp_path / "PWNED"
     yield request.param(marker), marker
     assert not marker.exists(), "the crafted pickle ran code"
@@ -100,7 +108,9 @@ def test_published_ppuda_name(tmp_path, payload, monkeypatch):
     torch.save({"state_dict": {}, "config": {}, "x": evil}, dest)
     entry = PUBLISHED.entry("ghn2-cifar10-ppuda")
     info = dataclasses.replace(entry.meta["info"], blob_sha1=git_blob_sha1(dest))
-    monkeypatch.setitem(PUBLISHED._entries, entry.name, RegistryEntry(entry.name, entry.fn, entry.family, {"info": info}))
+    monkeypatch.setitem(
+        PUBLISHED._entries, entry.name, RegistryEntry(entry.name, entry.fn, entry.family, {"info": info})
+    )
     with pytest.raises(DataError) as exc:
         load_published("ghn2-cifar10-ppuda", cache_dir=cache)
     assert _refusal(str(exc.value))
@@ -148,6 +158,7 @@ def test_zoo_resume(tmp_path, payload):
     assert str(last) in str(info.value) and _refusal(str(info.value))
 
 
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
 def test_lightning_cli_resume(tmp_path, payload, capsys):
     evil, _ = payload
     ckpt = _evil_lightning_checkpoint(tmp_path / "evil.ckpt", evil)

@@ -122,7 +122,7 @@ def test_hyperzoo_ghns_lists_every_name(capsys):
 def test_every_ppuda_configuration_loads_with_weights_only(tmp_path, name):
     path = ppuda_file(tmp_path / "ckpt.pt", name)
     ghn = load_reference_checkpoint(path)
-    variant, cfg = PPUDA_CONFIGS[name]
+    _, cfg = PPUDA_CONFIGS[name]
     assert not ghn.training and ghn.num_classes == cfg["num_classes"] and ghn.epoch == 299
     assert tuple(ghn.max_shape) == cfg["max_shape"] and ghn.ve == cfg["ve"] and ghn.hypernet == ghn.config["hypernet"]
     assert sum(p.numel() for p in ghn.parameters()) == PARAMS[name]
@@ -197,7 +197,9 @@ def served(tmp_path, server, monkeypatch):
     path = ppuda_file(tmp_path / "ghn2_cifar10.pt", "ghn2-cifar10-ppuda")
     entry = PUBLISHED.entry("ghn2-cifar10-ppuda")
     info = dataclasses.replace(entry.meta["info"], blob_sha1=git_blob_sha1(path))
-    monkeypatch.setitem(PUBLISHED._entries, entry.name, RegistryEntry(entry.name, entry.fn, entry.family, {"info": info}))
+    monkeypatch.setitem(
+        PUBLISHED._entries, entry.name, RegistryEntry(entry.name, entry.fn, entry.family, {"info": info})
+    )
     server.files["ghn2_cifar10.pt"] = path.read_bytes()
     monkeypatch.setenv("HYPERZOO_PPUDA_URL", server.url)
     monkeypatch.delenv("HYPERZOO_OFFLINE", raising=False)
