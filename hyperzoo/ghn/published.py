@@ -372,7 +372,7 @@ def _fetch_hub(entry: PublishedGHN, cache_dir: str | os.PathLike[str] | None) ->
         raise DataError(
             f"{entry.name} is fetched with huggingface_hub, which is not installed: pip install huggingface_hub"
         ) from None
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import LocalEntryNotFoundError  # also huggingface_hub.errors since 0.24
 
     cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
     offline = _hub_offline()
