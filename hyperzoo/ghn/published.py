@@ -21,8 +21,9 @@ its revision pinning. The revision is ``main``: the only public trace of the rep
 short id ``2a46e7d`` ("add ghn3s/m8 and ghn3l/m8", 4 Apr 2023, in the history of ``ghn3lm8.pt``), not a full
 40-hex commit id, and the hub's offline lookup of a revision needs the full id. The environment is read at each call
 (not when ``huggingface_hub`` was imported), so setting ``HF_HUB_OFFLINE``/``HF_HUB_CACHE`` in a running process
-works. The files are pickles (``joblib``) and are read by :func:`hyperzoo.ghn.reference_ghn3.load_reference_ghn3`,
-a restricted reader that runs no code from the file.
+works. A file placed by hand at ``<cache>/ghns/ghn3/<filename>`` is used before the hub is asked (nothing to verify
+it against: no hash of these files is public). The files are pickles (``joblib``) and are read by
+:func:`hyperzoo.ghn.reference_ghn3.load_reference_ghn3`, a restricted reader that runs no code from the file.
 
 Accuracies in the registry are **the papers' numbers** (``shared/reference/ghn.md`` E.1/E.2), not measured by hyperzoo.
 """
@@ -365,6 +366,13 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _manual_ghn3_path(entry: PublishedGHN) -> Path:
+    """Where a GHN-3 file placed by hand is found: ``<hyperzoo cache>/ghns/ghn3/<filename>``."""
+    from hyperzoo.data.sources import default_cache_dir
+
+    return default_cache_dir() / "ghns" / "ghn3" / entry.filename
+
+
 def _fetch_hub(entry: PublishedGHN, cache_dir: str | os.PathLike[str] | None) -> Path:
     try:
         from huggingface_hub import hf_hub_download
@@ -374,13 +382,16 @@ def _fetch_hub(entry: PublishedGHN, cache_dir: str | os.PathLike[str] | None) ->
         ) from None
     from huggingface_hub.utils import LocalEntryNotFoundError  # also huggingface_hub.errors since 0.24
 
+    manual = _manual_ghn3_path(entry)
+    if manual.is_file():  # placed by hand; read by the restricted reader like any GHN-3 file
+        return manual
     cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
     offline = _hub_offline()
     url = f"https://huggingface.co/{GHN3_HUB_REPO}/resolve/{entry.revision}/{entry.filename}"
     by_hand = (
         f"download {url} on a machine with network (or run `hf download {GHN3_HUB_REPO} {entry.filename}` there) "
-        f"and copy the hub cache folder {cache / ('models--' + GHN3_HUB_REPO.replace('/', '--'))}, or place the file "
-        f"anywhere and pass its path instead of the name (from_pretrained(PATH), --ghn PATH)"
+        f"and place it at {manual}, or copy that machine's hub cache folder "
+        f"{cache / ('models--' + GHN3_HUB_REPO.replace('/', '--'))}"
     )
     try:
         path = hf_hub_download(
@@ -435,6 +446,8 @@ def is_cached(name: str, cache_dir: str | os.PathLike[str] | None = None) -> boo
         return True
     if entry.kind == "github":
         return _ppuda_path(entry, cache_dir).is_file()
+    if _manual_ghn3_path(entry).is_file():
+        return True
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:

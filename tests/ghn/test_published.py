@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import os
 import shutil
 import sys
 import threading
@@ -339,7 +340,15 @@ def test_hub_offline_and_not_cached_says_which_file_and_where(hub):
         fetch_published("ghn3-xl")
     msg = str(info.value)
     assert "ghn3xlm16.pt" in msg and "SamsungSAILMontreal/ghn3" in msg and "HF_HUB_OFFLINE=1" in msg
-    assert "resolve/main/ghn3xlm16.pt" in msg and str(hub / REPO_DIR) in msg and "--ghn PATH" in msg
+    assert "resolve/main/ghn3xlm16.pt" in msg and str(hub / REPO_DIR) in msg
+    manual = Path(os.environ["HYPERZOO_CACHE"]) / "ghns" / "ghn3" / "ghn3xlm16.pt"
+    assert f"place it at {manual}" in msg
+    manual.parent.mkdir(parents=True, exist_ok=True)
+    manual.write_bytes(b"placed by hand")
+    try:
+        assert fetch_published("ghn3-xl") == manual and is_cached("ghn3-xl")
+    finally:
+        manual.unlink()
 
 
 def test_hub_cache_dir_argument_wins(tmp_path, monkeypatch):
