@@ -55,7 +55,8 @@ def load_ghn_arg(spec: str, device: str | torch.device = "cpu") -> GHN:
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise DataError(
             f"--ghn {spec}: no such file or GHN name; {hint}give a GHN checkpoint (.safetensors written by "
-            "hyperzoo.ghn.save_ghn, a Lightning .ckpt or a reference ppuda .pt) or a name that `hyperzoo ghns` lists"
+            "hyperzoo.ghn.save_ghn, a Lightning .ckpt or a reference ppuda .pt) or a name that `hyperzoo ghns` lists "
+            f"({', '.join(PUBLISHED.names())})"
         )
     return from_pretrained(spec, map_location=device)
 
