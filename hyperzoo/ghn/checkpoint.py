@@ -276,10 +276,22 @@ def pretrained_path(name: str) -> Path:
 
 
 def from_pretrained(name_or_path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> GHN2:
-    """A trained GHN by shipped name (``"ghn2-cifar10"``) or from a checkpoint file (see :func:`load_ghn`)."""
+    """A trained GHN by name or from a checkpoint file (see :func:`load_ghn`).
+
+    Names (``hyperzoo ghns`` lists them): the shipped ``"ghn2-cifar10"``, the published ppuda checkpoints
+    (``"ghn2-cifar10-ppuda"``, ...) and GHN-3 (``"ghn3-t"`` ... ``"ghn3-xl"``), downloaded and verified on first use
+    (:mod:`hyperzoo.ghn.published`).
+    """
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
         return load_ghn(pretrained_path(name_or_path), map_location)
+    from hyperzoo.ghn.published import PUBLISHED, load_published
+
+    if isinstance(name_or_path, str) and name_or_path in PUBLISHED and not Path(name_or_path).exists():
+        return load_published(name_or_path, map_location)  # type: ignore[return-value]
     path = Path(name_or_path)
     if not path.exists() and not path.suffix and len(path.parts) == 1:
-        raise DataError(f"unknown pretrained GHN {str(name_or_path)!r} and no such file; shipped: {sorted(PRETRAINED)}")
+        raise DataError(
+            f"{PUBLISHED.unknown_message(str(name_or_path)).replace('unknown published GHN', 'unknown pretrained GHN')}"
+            "; or give the path of a checkpoint file"
+        )
     return load_ghn(path, map_location)

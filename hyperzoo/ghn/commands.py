@@ -26,7 +26,7 @@ __all__ = ["load_ghn_arg", "onnx_weight_shapes", "parse_indices", "predict_onnx"
 
 _GHN_HELP = (
     "the GHN: a checkpoint file (hyperzoo .safetensors written by save_ghn, a Lightning .ckpt, "
-    "a reference ppuda .pt) or a shipped name such as ghn2-cifar10"
+    "a reference ppuda .pt) or a GHN name that `hyperzoo ghns` lists (ghn2-cifar10, ghn2-cifar10-ppuda, ghn3-xl, ...)"
 )
 _BN_NOTE = (
     "running statistics of batch norms are not predicted: the written ones are the defaults (mean 0, variance 1); "
@@ -47,12 +47,16 @@ def load_ghn_arg(spec: str, device: str | torch.device = "cpu") -> GHN:
     Raises:
         DataError: no such file or shipped name, or an unreadable checkpoint.
     """
-    from hyperzoo.ghn.checkpoint import PRETRAINED, from_pretrained
+    from hyperzoo.ghn.checkpoint import from_pretrained
+    from hyperzoo.ghn.published import PUBLISHED
 
-    if spec not in PRETRAINED and not Path(spec).exists():
+    if spec not in PUBLISHED and not Path(spec).exists():
+        close = PUBLISHED.closest(spec)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise DataError(
-            f"--ghn {spec}: no such file; give a GHN checkpoint (.safetensors written by hyperzoo.ghn.save_ghn, "
-            f"a Lightning .ckpt or a reference ppuda .pt) or a shipped name ({', '.join(sorted(PRETRAINED))})"
+            f"--ghn {spec}: no such file or GHN name; {hint}give a GHN checkpoint (.safetensors written by "
+            "hyperzoo.ghn.save_ghn, a Lightning .ckpt or a reference ppuda .pt) or a name that `hyperzoo ghns` lists "
+            f"({', '.join(PUBLISHED.names())})"
         )
     return from_pretrained(spec, map_location=device)
 
@@ -590,6 +594,9 @@ def _cli_hint(command: Any) -> Any:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``hyperzoo eval-ghn`` and ``hyperzoo predict`` to the ``hyperzoo`` parser."""
+    """Add ``hyperzoo eval-ghn``, ``hyperzoo predict`` and ``hyperzoo ghns`` to the ``hyperzoo`` parser."""
+    from hyperzoo.ghn import published
+
     _add_eval(subparsers)
     _add_predict(subparsers)
+    published.register(subparsers)

@@ -35,6 +35,8 @@ class HyperzooCLI(LightningCLI):
         of that run, and ``--ckpt_path last`` finds its ``last.ckpt`` again after a kill.
         """
         cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        if "weights_only" in cfg and cfg.get("weights_only") is None:
+            cfg["weights_only"] = True  # --ckpt_path files are read without unpickling code (torch.load weights_only)
         trainer = cfg.get("trainer")
         root = str(trainer.get("default_root_dir") or "runs/default")
         for key in ("logger", "callbacks"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 import shutil
 import time
 import warnings
@@ -23,7 +24,7 @@ import torch
 import yaml
 from torch import Tensor
 
-from hyperzoo.errors import ConfigError
+from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.zoo.store import entry_path, save_model
 
 __all__ = ["RECIPE_KEYS", "ClassSubsetCIFAR10", "evaluate", "load_config", "train_entry", "train_zoo"]
@@ -207,7 +208,13 @@ def train_entry(
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # resuming into the directory of the killed run is the point
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+        try:  # weights_only: a resume checkpoint is read without unpickling code
+            trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise DataError(
+                f"{last}: refused to resume from it, torch.load(weights_only=True) rejects it ({exc}); "
+                "delete it to train this entry from scratch"
+            ) from None
     seconds = time.perf_counter() - t0
     net = copy.deepcopy(module.net).to(memory_format=torch.contiguous_format).cpu().eval()
     acc = evaluate(net, dm)
