@@ -2,27 +2,38 @@
 
 ``hyperzoo fit|validate|test`` are LightningCLI subcommands (``--config``, ``--print_config``, dotted
 overrides); the others are hyperzoo's own. Errors a user can act on print as one line, without a traceback.
+
+Building the parser imports no torch (``hyperzoo --help`` and each subcommand's ``--help`` take well under a second):
+a command module listed in :data:`COMMAND_MODULES` must import only light modules at its top (argparse, pathlib,
+:mod:`hyperzoo.errors`, :mod:`hyperzoo.cli_types`, other ``commands`` modules), keep every heavy import inside its
+command functions, and live in a package whose ``__init__`` is lazy (:mod:`hyperzoo._lazy`).
+``tests/test_cli_robustness.py`` checks this for every listed module.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from hyperzoo.cli_types import MODEL_FAMILIES, existing_path, positive_int
 from hyperzoo.errors import HyperzooError
 
 __all__ = ["main"]
 
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
+# third-party noise a user cannot act on (torch's own pytree API renamed under a library we import)
+warnings.filterwarnings("ignore", message=r".*_register_pytree_node.*deprecated.*")
 
 LIGHTNING = ("fit", "validate", "test")
 Command = Callable[[argparse.Namespace], int | None]
 
 # Subpackages that add their own subcommands: each module defines `register(subparsers)`, which adds parsers
-# whose defaults set `func(args) -> int | None`. Keep imports inside the command functions so `--help` is fast.
+# whose defaults set `func(args) -> int | None`. Keep imports inside the command functions so `--help` is fast
+# (see the module docstring: a new module is one more line here, and the lazy-import test covers it).
 COMMAND_MODULES: list[str] = [
     "hyperzoo.graphs.commands",
     "hyperzoo.ghn.commands",
@@ -71,6 +82,11 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_root(text: str) -> str:
+    """A dataset root: ``sample`` (the embedded CIFAR-10 test images) or an existing folder or archive."""
+    return text if text == "sample" else existing_path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hyperzoo",
@@ -84,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. 'resnet*'")
-    p.add_argument("--family", help="cifar_resnet, wide_resnet or torchvision")
+    p.add_argument("--family", choices=MODEL_FAMILIES, help="only this family: " + ", ".join(MODEL_FAMILIES))
     p.add_argument("--params", action="store_true", help="also build each model and count its parameters")
     p.set_defaults(func=_cmd_models)
 
@@ -97,15 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", default="resnet50", help="registered model (default resnet50)")
     p.add_argument("--ghn", default="ghn2-cifar10", help="shipped GHN name or checkpoint file (default ghn2-cifar10)")
-    p.add_argument("--data-root", default=None, help="another CIFAR-10 source instead of the sample")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on this many test images")
+    p.add_argument(
+        "--data-root", type=_data_root, default=None, help="another CIFAR-10 source (folder or .tar.gz) instead of the sample"
+    )
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate on this many test images")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("data", help="image data utilities")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = dsub.add_parser("prepare", help="build the HDF5 uint8 cache of a dataset once")
     q.add_argument("--dataset", choices=["cifar10", "cifar100", "imagefolder", "imagenet"], default="cifar10")
-    q.add_argument("--root", required=True, help="dataset folder, ImageFolder tree or .tar.gz archive")
+    q.add_argument("--root", required=True, help="dataset folder, ImageFolder tree, .tar.gz archive or 'sample'")
     q.add_argument("--cache-dir", default=None, help="cache folder (default $HYPERZOO_CACHE or ~/.cache/hyperzoo)")
     q.add_argument("--download", action="store_true", help="download CIFAR with torchvision if missing")
     q.set_defaults(func=_cmd_data_prepare)
@@ -137,6 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `hyperzoo models | head`
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file the command cannot read or write: say which, without a traceback
+        if os.environ.get("HYPERZOO_TRACEBACK"):
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"hyperzoo: error: {e.strerror or e}{where} (HYPERZOO_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hyperzoo: interrupted", file=sys.stderr)
         return 130

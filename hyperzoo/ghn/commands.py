@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperzoo.cli_types import new_file, positive_int
 from hyperzoo.errors import ConfigError, DataError, HyperzooError
 
 if TYPE_CHECKING:
@@ -212,11 +213,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar10", help="default cifar10")
     p.add_argument("--archs", metavar="I,J-K", help="with --split: only these graph indices, e.g. 0,4,10-19")
-    p.add_argument("--limit-archs", type=int, metavar="N", help="evaluate the first N architectures only")
-    p.add_argument("--limit-images", type=int, metavar="N", help="evaluate on N test images (a fixed random subset)")
+    p.add_argument("--limit-archs", type=positive_int, metavar="N", help="evaluate the first N architectures only")
+    p.add_argument("--limit-images", type=positive_int, metavar="N", help="evaluate on N test images (a fixed random subset)")
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="test batch size (default 64, the reference's: batch norms normalize with each batch's statistics)",
@@ -224,7 +225,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device", default="auto", metavar="DEV", help="auto (CUDA when available, default), cpu, cuda or cuda:N"
     )
-    p.add_argument("--json", metavar="OUT", help="also write the results and their mean/std to this JSON file")
+    p.add_argument("--json", type=new_file, metavar="OUT", help="also write the results and their mean/std to this JSON file")
     p.add_argument(
         "--baseline-random",
         action="store_true",
@@ -553,13 +554,13 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL", help="registered model name (`hyperzoo models`)")
     p.add_argument("--onnx", metavar="IN.onnx", help="an ONNX model (with or without initializers) instead of MODEL")
     p.add_argument("--ghn", required=True, metavar="CKPT", help=_GHN_HELP)
-    p.add_argument("--out", required=True, metavar="FILE", help="output: .safetensors for MODEL, .onnx with --onnx")
+    p.add_argument("--out", type=new_file, required=True, metavar="FILE", help="output: .safetensors for MODEL, .onnx with --onnx")
     p.add_argument("--adapt-cifar", action="store_true", help="adapt a torchvision model to 32x32 inputs")
     p.add_argument(
-        "--num-classes", type=int, metavar="K", help="classifier outputs (default and only choice: the GHN's classes)"
+        "--num-classes", type=positive_int, metavar="K", help="classifier outputs (default and only choice: the GHN's classes)"
     )
     p.add_argument(
-        "--input-size", type=int, metavar="N", help="image side for tracing the graph (default: the model's)"
+        "--input-size", type=positive_int, metavar="N", help="image side for tracing the graph (default: the model's)"
     )
     p.add_argument(
         "--skip-unknown",
