@@ -25,8 +25,9 @@ from hyperzoo.errors import HyperzooError
 __all__ = ["main"]
 
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
-# third-party noise a user cannot act on (torch's own pytree API renamed under a library we import)
-warnings.filterwarnings("ignore", message=r".*_register_pytree_node.*deprecated.*")
+# noise a user cannot act on: Lightning's loops still call torch's deprecated pytree API (LeafSpec)
+warnings.filterwarnings("ignore", message=r".*\(treespec, LeafSpec\)` is deprecated.*", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r".*_register_pytree_node` is deprecated.*", category=FutureWarning)
 
 LIGHTNING = ("fit", "validate", "test")
 Command = Callable[[argparse.Namespace], int | None]
@@ -114,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="resnet50", help="registered model (default resnet50)")
     p.add_argument("--ghn", default="ghn2-cifar10", help="shipped GHN name or checkpoint file (default ghn2-cifar10)")
     p.add_argument(
-        "--data-root", type=_data_root, default=None, help="another CIFAR-10 source (folder or .tar.gz) instead of the sample"
+        "--data-root",
+        type=_data_root,
+        default=None,
+        help="another CIFAR-10 source (folder or .tar.gz) instead of the sample",
     )
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate on this many test images")
     p.set_defaults(func=_cmd_demo)

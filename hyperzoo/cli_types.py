@@ -17,6 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "DEEPNETS1M_SPLITS",
+    "MERGE_METHODS",
     "MODEL_FAMILIES",
     "existing_dir",
     "existing_file",
@@ -34,6 +35,8 @@ __all__ = [
 
 # `hyperzoo.nets.deepnets1m.SPLITS`, in its order (the parser lists them without importing torch)
 DEEPNETS1M_SPLITS: tuple[str, ...] = ("train", "val", "test", "wide", "deep", "dense", "bnfree", "predefined")
+# `hyperzoo.merge.baselines.METHODS` (`hyperzoo merge --method`)
+MERGE_METHODS: tuple[str, ...] = ("average", "rebasin", "pleas", "pleas_weight")
 # the families of `hyperzoo.nets.MODELS` (`hyperzoo models --family`)
 MODEL_FAMILIES: tuple[str, ...] = (
     "cifar_resnet",

@@ -1,13 +1,12 @@
 """Computation graphs of neural networks: vocabulary, ``ArchGraph``, nn.Module -> graph, virtual edges."""
 
 import warnings
-
-# torch_geometric warns about torch.jit.script on import; it is noise for users of hyperzoo.
-warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
-
 from typing import TYPE_CHECKING
 
 from hyperzoo._lazy import lazy_exports
+
+# torch_geometric warns about torch.jit.script on import; it is noise for users of hyperzoo.
+warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
 if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.graphs` loads no torch
     from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph, distance_matrix, shape_to_4d

@@ -1,5 +1,7 @@
-"""``hyperzoo graphs generate``: the parser (no heavy imports) and the command, which runs
-:func:`hyperzoo.graphs.generate.generate_split`."""
+"""``hyperzoo graphs generate``: the parser (no heavy imports) and the command.
+
+The command runs :func:`hyperzoo.graphs.generate.generate_split`, imported when it runs.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +26,7 @@ def add_generate_action(actions: Any) -> None:
     p.add_argument("--split", required=True, choices=list(DEEPNETS1M_SPLITS), help="which split")
     p.add_argument("--num", type=positive_int, required=True, help="number of graphs (predefined: at most 2)")
     p.add_argument("--out", type=new_file, required=True, help="output .h5 store")
-    p.add_argument(
-        "--workers", type=nonnegative_int, default=0, help="worker processes (default 0: in-process)"
-    )
+    p.add_argument("--workers", type=nonnegative_int, default=0, help="worker processes (default 0: in-process)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the split's candidate stream (default 0)")
     p.add_argument(
         "--s-max",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hyperzoo.cli_types import float_range, nonnegative_float, positive_int
+from hyperzoo.cli_types import MERGE_METHODS, float_range, nonnegative_float, positive_int
 
 __all__ = ["register"]
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("a", help="zoo entry A")
     p.add_argument("b", help="zoo entry B")
-    p.add_argument("--method", default="pleas", choices=["average", "rebasin", "pleas", "pleas_weight"])
+    p.add_argument("--method", default="pleas", choices=MERGE_METHODS, help="default pleas")
     p.add_argument("--width", type=float_range(1.0, 2.0), default=1.0, help="merged width factor in [1, 2] (PLeaS)")
     p.add_argument("--data", default="cifar10", choices=["cifar10"], help="dataset for statistics")
     p.add_argument("--data-root", default="../shared/data/cifar10-jpeg.tar.gz", help="data root ('sample' works)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hyperzoo.cli_types import existing_file, nonnegative_float, positive_float
+from hyperzoo.cli_types import existing_file, finite_float, positive_float
 
 __all__ = ["register"]
 
@@ -28,17 +28,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stitch", help="SN-Net: stitch zoo anchors, select a configuration under a budget")
     sub = p.add_subparsers(dest="stitch_command", metavar="ACTION", required=True)
     q = sub.add_parser("fit", help="LS-initialise, train and evaluate an SN-Net from a YAML config")
-    q.add_argument("--config", type=existing_file, required=True, help="stitch YAML (experiments/configs/stitch_cifar10.yaml)")
+    q.add_argument(
+        "--config", type=existing_file, required=True, help="stitch YAML (experiments/configs/stitch_cifar10.yaml)"
+    )
     q.add_argument("--out", default=None, help="output directory (default: the config's out)")
     q.add_argument(
         "--init", choices=["ls", "random"], default=None, help="stitching-layer init, overrides the config's init"
     )
     q.add_argument(
-        "--epochs", type=nonnegative_float, default=None, help="training epochs, overrides train.max_epochs (0: evaluate the init)"
+        "--epochs",
+        type=finite_float,
+        default=None,
+        help="training epochs, overrides train.max_epochs (0: evaluate the init)",
     )
     q.add_argument(
         "--anchor-lr-scale",
-        type=nonnegative_float,
+        type=finite_float,
         default=None,
         help="anchors' lr relative to the stitches', overrides train.anchor_lr_scale (0 freezes the anchors)",
     )

@@ -6,8 +6,8 @@ from hyperzoo._lazy import lazy_exports
 
 if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.zoo` loads no torch
     from hyperzoo.zoo.store import add_external, entry_path, list_zoo, load_meta, load_model, save_model, zoo_dir
-    from hyperzoo.zoo.train import ClassSubsetCIFAR10, evaluate, load_config, train_entry, train_zoo
     from hyperzoo.zoo.store import load_model as load_zoo_model  # the name ``hyperzoo`` re-exports
+    from hyperzoo.zoo.train import ClassSubsetCIFAR10, evaluate, load_config, train_entry, train_zoo
 
 __all__ = [
     "ClassSubsetCIFAR10",

@@ -51,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("zoo", help="a local model zoo (train, list, add local weights)")
     sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
     q = sub.add_parser("train", help="train every entry of a zoo config that is not stored yet")
-    q.add_argument("--config", type=existing_file, required=True, help="zoo YAML (experiments/configs/zoo_cifar10.yaml)")
+    q.add_argument(
+        "--config", type=existing_file, required=True, help="zoo YAML (experiments/configs/zoo_cifar10.yaml)"
+    )
     q.add_argument("--zoo", default=None, help="zoo directory (default $HYPERZOO_ZOO or ./zoo)")
     q.add_argument("--only", nargs="*", help="train only these entries")
     q.add_argument("--data-root", default=None, help="override data.root of the config")
