@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate on this many test images")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("data", help="image data utilities")
+    p = sub.add_parser("data", help="image data utilities: prepare (the HDF5 cache of a dataset)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = dsub.add_parser("prepare", help="build the HDF5 uint8 cache of a dataset once")
     q.add_argument("--dataset", choices=["cifar10", "cifar100", "imagefolder", "imagenet"], default="cifar10")

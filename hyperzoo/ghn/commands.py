@@ -145,7 +145,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         baseline_random=args.baseline_random,
         skip_unknown=args.skip_unknown,
         seed=args.seed,
-        progress=None,  # a bar on a terminal; stage lines in logs
+        progress=None,  # a bar on a terminal (naming the stage); stage lines in logs with HYPERZOO_PROGRESS=1
         stage=None if sys.stderr.isatty() else say,
     )
     summary = summarize(results)

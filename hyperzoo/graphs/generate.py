@@ -121,7 +121,10 @@ def _blocks(
                 j += block
             yield pending.popleft().result()
     finally:
+        workers_left = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers_left:  # their blocks are not needed: do not make Ctrl-C wait for them
+            process.terminate()
 
 
 def _read_parts(parts_dir: Path, meta: dict[str, Any]) -> tuple[list[Path], int, int, set[str]]:

@@ -25,7 +25,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``stitch`` command."""
-    p = subparsers.add_parser("stitch", help="SN-Net: stitch zoo anchors, select a configuration under a budget")
+    p = subparsers.add_parser(
+        "stitch", help="SN-Net: fit (stitch zoo anchors and train), select (a configuration under a budget)"
+    )
     sub = p.add_subparsers(dest="stitch_command", metavar="ACTION", required=True)
     q = sub.add_parser("fit", help="LS-initialise, train and evaluate an SN-Net from a YAML config")
     q.add_argument(
