@@ -18,6 +18,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from hyperzoo.cli_types import MODEL_FAMILIES, existing_path, positive_int
 from hyperzoo.errors import HyperzooError
@@ -43,6 +44,26 @@ COMMAND_MODULES: list[str] = [
     "hyperzoo.merge.commands",
     "hyperzoo.stitch.commands",
 ]
+
+
+class _OptionValueError(Exception):
+    """An option value failed its :mod:`hyperzoo.cli_types` check; the usage error is printed already."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad option *value* makes :func:`main` return 2 instead of exiting.
+
+    Like a library error, a value that fails its :mod:`hyperzoo.cli_types` check returns 2 from :func:`main`; other
+    usage errors (unknown options, missing arguments, bad choices) raise ``SystemExit(2)`` as argparse does.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        handling = sys.exc_info()[1]
+        if handling is not None and isinstance(handling.__context__, argparse.ArgumentTypeError):
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            raise _OptionValueError(message)
+        super().error(message)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -89,7 +110,7 @@ def _data_root(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hyperzoo",
         description="hyperzoo: hypernetworks and parameter prediction.",
         epilog="Training: `hyperzoo fit --config experiments/configs/<name>.yaml` "
@@ -152,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         return int(args.func(args) or 0)
+    except _OptionValueError:  # argparse printed usage and the error, which names the option
+        return 2
     except HyperzooError as e:
         message = " ".join(str(e).split())  # one line, whatever the message's origin
         print(f"hyperzoo: error: {message}", file=sys.stderr)
