@@ -18,8 +18,9 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
-__all__ = ["POLL_S", "init_pool_worker", "watch_parent"]
+__all__ = ["POLL_S", "DeferredInterrupt", "init_pool_worker", "watch_parent"]
 
 POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
@@ -65,3 +66,37 @@ def init_pool_worker(then: str | None = None) -> None:
     if then:
         module, _, name = then.partition(":")
         getattr(importlib.import_module(module), name)()
+
+
+class DeferredInterrupt:
+    """Ctrl-C as a flag that :meth:`check` raises as ``KeyboardInterrupt`` at a safe point.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is, including inside an object finalizer, where it
+    is printed and swallowed and the command runs on. A loop that waits on workers installs this handler (main
+    thread only; elsewhere it changes nothing) and calls :meth:`check` between steps. A second Ctrl-C raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> DeferredInterrupt:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def check(self) -> None:
+        """Raises ``KeyboardInterrupt`` if Ctrl-C was pressed since :meth:`__enter__`."""
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)

@@ -20,12 +20,12 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from hyperzoo._procs import init_pool_worker
+from hyperzoo._procs import DeferredInterrupt, init_pool_worker
 from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.store import GraphStore, GraphStoreWriter
@@ -115,11 +115,16 @@ def _blocks(
     pending: deque[Future] = deque()
     j = start
     try:
-        while True:
-            while len(pending) < 2 * workers:  # a short queue keeps workers busy and bounds wasted work
-                pending.append(pool.submit(_make_block, split, seed, j, j + block, s_max, max_cells))
-                j += block
-            yield pending.popleft().result()
+        with DeferredInterrupt() as ctrl_c:  # Ctrl-C stops between blocks, never inside a finalizer
+            while True:
+                while len(pending) < 2 * workers:  # a short queue keeps workers busy and bounds wasted work
+                    pending.append(pool.submit(_make_block, split, seed, j, j + block, s_max, max_cells))
+                    j += block
+                future = pending.popleft()
+                while not wait([future], timeout=0.2).done:
+                    ctrl_c.check()
+                ctrl_c.check()
+                yield future.result()
     finally:
         workers_left = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
