@@ -7,21 +7,28 @@ imported on first use, so ``import hyperzoo`` stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
 from hyperzoo.errors import ConfigError as ConfigError
 from hyperzoo.errors import DataError as DataError
 from hyperzoo.errors import HyperzooError as HyperzooError
 from hyperzoo.errors import UnknownNameError as UnknownNameError
-from hyperzoo.nets import create_model as create_model
-from hyperzoo.nets import is_model as is_model
-from hyperzoo.nets import list_models as list_models
-from hyperzoo.nets import register_model as register_model
+
+if TYPE_CHECKING:  # imported on first use, like the names of _LAZY: `import hyperzoo` loads no torch
+    from hyperzoo.nets import create_model as create_model
+    from hyperzoo.nets import is_model as is_model
+    from hyperzoo.nets import list_models as list_models
+    from hyperzoo.nets import register_model as register_model
 
 __version__ = "0.1.0"
 
 # name -> submodule that defines it (imported lazily by __getattr__)
 _LAZY = {
+    "create_model": "hyperzoo.nets",
+    "is_model": "hyperzoo.nets",
+    "list_models": "hyperzoo.nets",
+    "register_model": "hyperzoo.nets",
     "ArchGraph": "hyperzoo.graphs",
     "graph_from_module": "hyperzoo.graphs",
     "GraphStore": "hyperzoo.graphs.store",
@@ -62,17 +69,17 @@ __all__ = [
     "HyperzooError",
     "UnknownNameError",
     "__version__",
-    "create_model",
-    "is_model",
-    "list_models",
-    "register_model",
     *sorted(_LAZY),
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    if not name.startswith("__") and importlib.util.find_spec(f"hyperzoo.{name}") is not None:
+        return importlib.import_module(f"hyperzoo.{name}")  # `hyperzoo.nets` after `import hyperzoo`, as before
     raise AttributeError(f"module 'hyperzoo' has no attribute {name!r}")
 
 

@@ -2,27 +2,40 @@
 
 ``hyperzoo fit|validate|test`` are LightningCLI subcommands (``--config``, ``--print_config``, dotted
 overrides); the others are hyperzoo's own. Errors a user can act on print as one line, without a traceback.
+
+Building the parser imports no torch (``hyperzoo --help`` and each subcommand's ``--help`` take well under a second):
+a command module listed in :data:`COMMAND_MODULES` must import only light modules at its top (argparse, pathlib,
+:mod:`hyperzoo.errors`, :mod:`hyperzoo.cli_types`, other ``commands`` modules), keep every heavy import inside its
+command functions, and live in a package whose ``__init__`` is lazy (:mod:`hyperzoo._lazy`).
+``tests/test_cli_robustness.py`` checks this for every listed module.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
+from hyperzoo.cli_types import MODEL_FAMILIES, existing_path, positive_int
 from hyperzoo.errors import HyperzooError
 
 __all__ = ["main"]
 
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
+# noise a user cannot act on: Lightning's loops still call torch's deprecated pytree API (LeafSpec)
+warnings.filterwarnings("ignore", message=r".*\(treespec, LeafSpec\)` is deprecated.*", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r".*_register_pytree_node` is deprecated.*", category=FutureWarning)
 
 LIGHTNING = ("fit", "validate", "test")
 Command = Callable[[argparse.Namespace], int | None]
 
 # Subpackages that add their own subcommands: each module defines `register(subparsers)`, which adds parsers
-# whose defaults set `func(args) -> int | None`. Keep imports inside the command functions so `--help` is fast.
+# whose defaults set `func(args) -> int | None`. Keep imports inside the command functions so `--help` is fast
+# (see the module docstring: a new module is one more line here, and the lazy-import test covers it).
 COMMAND_MODULES: list[str] = [
     "hyperzoo.graphs.commands",
     "hyperzoo.ghn.commands",
@@ -31,6 +44,26 @@ COMMAND_MODULES: list[str] = [
     "hyperzoo.merge.commands",
     "hyperzoo.stitch.commands",
 ]
+
+
+class _OptionValueError(Exception):
+    """An option value failed its :mod:`hyperzoo.cli_types` check; the usage error is printed already."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad option *value* makes :func:`main` return 2 instead of exiting.
+
+    Like a library error, a value that fails its :mod:`hyperzoo.cli_types` check returns 2 from :func:`main`; other
+    usage errors (unknown options, missing arguments, bad choices) raise ``SystemExit(2)`` as argparse does.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        handling = sys.exc_info()[1]
+        if handling is not None and isinstance(handling.__context__, argparse.ArgumentTypeError):
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            raise _OptionValueError(message)
+        super().error(message)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -71,8 +104,13 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_root(text: str) -> str:
+    """A dataset root: ``sample`` (the embedded CIFAR-10 test images) or an existing folder or archive."""
+    return text if text == "sample" else existing_path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hyperzoo",
         description="hyperzoo: hypernetworks and parameter prediction.",
         epilog="Training: `hyperzoo fit --config experiments/configs/<name>.yaml` "
@@ -84,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. 'resnet*'")
-    p.add_argument("--family", help="cifar_resnet, wide_resnet or torchvision")
+    p.add_argument("--family", choices=MODEL_FAMILIES, help="only this family: " + ", ".join(MODEL_FAMILIES))
     p.add_argument("--params", action="store_true", help="also build each model and count its parameters")
     p.set_defaults(func=_cmd_models)
 
@@ -97,15 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", default="resnet50", help="registered model (default resnet50)")
     p.add_argument("--ghn", default="ghn2-cifar10", help="shipped GHN name or checkpoint file (default ghn2-cifar10)")
-    p.add_argument("--data-root", default=None, help="another CIFAR-10 source instead of the sample")
-    p.add_argument("--limit", type=int, default=None, help="evaluate on this many test images")
+    p.add_argument(
+        "--data-root",
+        type=_data_root,
+        default=None,
+        help="another CIFAR-10 source (folder or .tar.gz) instead of the sample",
+    )
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate on this many test images")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("data", help="image data utilities")
+    p = sub.add_parser("data", help="image data utilities: prepare (the HDF5 cache of a dataset)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = dsub.add_parser("prepare", help="build the HDF5 uint8 cache of a dataset once")
     q.add_argument("--dataset", choices=["cifar10", "cifar100", "imagefolder", "imagenet"], default="cifar10")
-    q.add_argument("--root", required=True, help="dataset folder, ImageFolder tree or .tar.gz archive")
+    q.add_argument("--root", required=True, help="dataset folder, ImageFolder tree, .tar.gz archive or 'sample'")
     q.add_argument("--cache-dir", default=None, help="cache folder (default $HYPERZOO_CACHE or ~/.cache/hyperzoo)")
     q.add_argument("--download", action="store_true", help="download CIFAR with torchvision if missing")
     q.set_defaults(func=_cmd_data_prepare)
@@ -130,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         return int(args.func(args) or 0)
+    except _OptionValueError:  # argparse printed usage and the error, which names the option
+        return 2
     except HyperzooError as e:
         message = " ".join(str(e).split())  # one line, whatever the message's origin
         print(f"hyperzoo: error: {message}", file=sys.stderr)
@@ -137,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `hyperzoo models | head`
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file the command cannot read or write: say which, without a traceback
+        if os.environ.get("HYPERZOO_TRACEBACK"):
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"hyperzoo: error: {e.strerror or e}{where} (HYPERZOO_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hyperzoo: interrupted", file=sys.stderr)
         return 130

@@ -34,6 +34,10 @@ def run_demo(
     Returns:
         ``{"model", "params", "predict_seconds", "graph_seconds", "predicted_acc", "random_init_acc", ...}``.
     """
+    from hyperzoo.progress import Stages
+
+    say = Stages("hyperzoo demo")  # stage lines on stderr: the demo takes minutes on a slow or loaded machine
+    say("loading torch and the GHN")
     import torch
 
     from hyperzoo.ghn import from_pretrained, read_card
@@ -48,10 +52,11 @@ def run_demo(
     source = data_root or "sample"
     print(f"hyperzoo demo: GHN {ghn!r} ({sum(p.numel() for p in gen.parameters()) / 1e6:.2f}M parameters"
           f"{f', trained {trained} steps' if trained else ''}) predicts {model} for CIFAR-10")  # fmt: skip
+    say(f"loading the CIFAR-10 test images ({source})")
     images = load_eval_data(source, limit=limit, seed=seed)
     start = time.perf_counter()
     result = evaluate_predicted(gen, architectures_from_names([model], gen.num_classes), images,
-                                baseline_random=True, seed=seed, progress=False)[0]  # fmt: skip
+                                baseline_random=True, seed=seed, progress=False, stage=say)[0]  # fmt: skip
     total = time.perf_counter() - start
     print()
     print(f"  model              {model} adapted to 32x32 ({result['params'] / 1e6:.2f}M parameters, "

@@ -38,16 +38,20 @@ def test_data_prepare_sample(capsys):
     assert "10 classes" in capsys.readouterr().out
 
 
-def test_demo_runs_on_the_sample(capsys):
+def test_demo_runs_on_the_sample(capsys, monkeypatch):
     """`make demo` with the shipped checkpoint: ResNet-50 predicted in one pass, evaluated on the sample."""
     from hyperzoo.demo import run_demo
+
+    monkeypatch.setenv("HYPERZOO_PROGRESS", "1")  # the stage lines a terminal shows
 
     result = run_demo(limit=200)
     assert result["num_images"] == 200 and result["params"] > 23e6
     assert 0.0 <= result["random_init_acc"] <= 1.0 and 0.0 <= result["predicted_acc"] <= 1.0
     assert result["predicted_acc"] > result["random_init_acc"]  # the shipped GHN beats random initialisation
-    out = capsys.readouterr().out
-    assert "GHN-predicted" in out and "random init" in out
+    captured = capsys.readouterr()
+    assert "GHN-predicted" in captured.out and "random init" in captured.out
+    for stage in ("loading torch and the GHN", "resnet50: predicting parameters", "resnet50: evaluating the predicted"):
+        assert f"hyperzoo demo: {stage}" in captured.err
 
 
 def test_parser_builds():

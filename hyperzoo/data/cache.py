@@ -146,7 +146,9 @@ def _decoded_chunks(paths: Sequence[Path], image_size: int | None, workers: int)
         return
     # fork keeps start-up cheap (no re-import of torch); the children only run PIL.
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(workers) as pool:
+    from hyperzoo._procs import init_pool_worker
+
+    with mp.get_context(method).Pool(workers, initializer=init_pool_worker) as pool:  # exits with the parent
         yield from pool.imap(_decode_chunk, chunks)
 
 

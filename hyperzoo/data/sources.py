@@ -184,8 +184,7 @@ def extract_archive(archive: Path, cache_dir: Path) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=target.parent))
         try:
             try:
-                with tarfile.open(archive) as tar:
-                    tar.extractall(tmp, filter="data")
+                _extract_with_progress(archive, tmp)
             except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
                 reason = str(err).splitlines()[0].rstrip(":") if str(err) else type(err).__name__
                 raise DataError(
@@ -210,6 +209,22 @@ def extract_archive(archive: Path, cache_dir: Path) -> Path:
     if tree is None:
         raise DataError(f"extracted copy {target} of {archive} is damaged; delete it and run again")
     return tree
+
+
+def _extract_with_progress(archive: Path, dest: Path) -> None:
+    """``tar.extractall`` with a stage line and, on a terminal, a bar over the archive's bytes."""
+    from tqdm.auto import tqdm
+
+    from hyperzoo.progress import stage
+
+    size = archive.stat().st_size
+    stage(f"unpacking {archive} ({size / 2**20:.0f} MiB) once into {dest.parent}")
+    with (
+        archive.open("rb") as raw,
+        tqdm.wrapattr(raw, "read", total=size, desc=f"unpacking {archive.name}", disable=None) as stream,
+        tarfile.open(fileobj=stream) as tar,
+    ):
+        tar.extractall(dest, filter="data")
 
 
 def _cifar_hint(name: str) -> str:

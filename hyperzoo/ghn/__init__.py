@@ -4,20 +4,25 @@ GHN-1, GHN-2 (Knyazev et al., NeurIPS 2021; compatible with the reference ppuda 
 GHN-3 (Knyazev et al., ICML 2023).
 """
 
-from hyperzoo.ghn.checkpoint import (
-    PRETRAINED,
-    from_pretrained,
-    load_ghn,
-    load_reference_checkpoint,
-    map_reference_state_dict,
-    read_card,
-    save_ghn,
-)
-from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
-from hyperzoo.ghn.gatedgnn import GatedGNN, sweep_plan
-from hyperzoo.ghn.ghn import GHN, GHN2, UnpredictableLayerError, set_bn_batch_stats
-from hyperzoo.ghn.shape_encoder import ShapeEncoder
-from hyperzoo.ghn.variants import GHNS, create_ghn, ghn_config, list_ghns
+from typing import TYPE_CHECKING
+
+from hyperzoo._lazy import lazy_exports
+
+if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.ghn` loads no torch
+    from hyperzoo.ghn.checkpoint import (
+        PRETRAINED,
+        from_pretrained,
+        load_ghn,
+        load_reference_checkpoint,
+        map_reference_state_dict,
+        read_card,
+        save_ghn,
+    )
+    from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
+    from hyperzoo.ghn.gatedgnn import GatedGNN, sweep_plan
+    from hyperzoo.ghn.ghn import GHN, GHN2, UnpredictableLayerError, set_bn_batch_stats
+    from hyperzoo.ghn.shape_encoder import ShapeEncoder
+    from hyperzoo.ghn.variants import GHNS, create_ghn, ghn_config, list_ghns
 
 __all__ = [
     "GHN",
@@ -42,3 +47,5 @@ __all__ = [
     "sweep_plan",
     "tile_to_shape",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

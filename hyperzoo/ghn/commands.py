@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperzoo.cli_types import new_file, positive_int
 from hyperzoo.errors import ConfigError, DataError, HyperzooError
 
 if TYPE_CHECKING:
@@ -94,6 +96,10 @@ def _device_description(device: torch.device) -> str:
 
 # ---------------------------------------------------------------------------------------------- eval-ghn
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from hyperzoo.progress import Stages
+
+    say = Stages("hyperzoo eval-ghn")
+    say("loading torch")
     from hyperzoo.ghn.evaluate import (
         architectures_from_names,
         architectures_from_store,
@@ -113,6 +119,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.limit_archs is not None and args.limit_archs < 1:
         raise ConfigError(f"--limit-archs must be at least 1, got {args.limit_archs}")
     device = resolve_device(args.device)
+    say(f"loading the GHN {args.ghn}")
     ghn = load_ghn_arg(args.ghn, device)
     # architectures before data: a typo in a name fails before a dataset is unpacked
     if args.split is not None:
@@ -127,6 +134,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         archs = architectures_from_names(args.models.split(","), ghn.num_classes, adapt_cifar=True)
         archs = archs[: args.limit_archs]
+    say(f"loading the test images ({args.data}; the first time, archives are unpacked and cached)")
     images = load_eval_data(args.data, args.dataset, args.batch_size, args.limit_images, args.seed)
     if images.num_classes != ghn.num_classes:
         raise ConfigError(
@@ -143,7 +151,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         baseline_random=args.baseline_random,
         skip_unknown=args.skip_unknown,
         seed=args.seed,
-        progress=None,
+        progress=None,  # a bar on a terminal (naming the stage); stage lines in logs with HYPERZOO_PROGRESS=1
+        stage=None if sys.stderr.isatty() else say,
     )
     summary = summarize(results)
     print(
@@ -219,11 +228,13 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar10", help="default cifar10")
     p.add_argument("--archs", metavar="I,J-K", help="with --split: only these graph indices, e.g. 0,4,10-19")
-    p.add_argument("--limit-archs", type=int, metavar="N", help="evaluate the first N architectures only")
-    p.add_argument("--limit-images", type=int, metavar="N", help="evaluate on N test images (a fixed random subset)")
+    p.add_argument("--limit-archs", type=positive_int, metavar="N", help="evaluate the first N architectures only")
+    p.add_argument(
+        "--limit-images", type=positive_int, metavar="N", help="evaluate on N test images (a fixed random subset)"
+    )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="test batch size (default 64, the reference's: batch norms normalize with each batch's statistics)",
@@ -231,7 +242,9 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device", default="auto", metavar="DEV", help="auto (CUDA when available, default), cpu, cuda or cuda:N"
     )
-    p.add_argument("--json", metavar="OUT", help="also write the results and their mean/std to this JSON file")
+    p.add_argument(
+        "--json", type=new_file, metavar="OUT", help="also write the results and their mean/std to this JSON file"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "--baseline-random",
@@ -271,6 +284,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     check_output(out, args.overwrite, "--out")
 
+    from hyperzoo.progress import stage
+
+    stage("loading torch and the GHN", prefix="hyperzoo predict")
     from hyperzoo.ghn.evaluate import resolve_device
 
     device = resolve_device(args.device)
@@ -316,6 +332,7 @@ def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, 
 
     from hyperzoo.ghn.evaluate import build_named_model, fill_predicted
     from hyperzoo.nets import model_family
+    from hyperzoo.progress import Stages
 
     family = model_family(args.model)  # unknown names fail here, with suggestions
     num_classes = ghn.num_classes if args.num_classes is None else args.num_classes
@@ -327,11 +344,15 @@ def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, 
     if args.input_size is not None and args.input_size <= 0:
         raise ConfigError(f"--input-size must be a positive image side, got {args.input_size}")
     adapt = bool(args.adapt_cifar) and family == "torchvision"
+    say = Stages("hyperzoo predict")  # large models take a while to build, trace and predict
+    say(f"building {args.model}")
     model = build_named_model(args.model, num_classes, adapt_cifar=adapt)
+    say(f"tracing the graph of {args.model}")
     t0 = time.perf_counter()
     graph = ghn.graph(model, input_size=args.input_size, name=args.model)  # the GHN's graph rules
     graph_s = time.perf_counter() - t0
     model = model.to(ghn.op_embed.weight.device)
+    say(f"predicting {sum(p.numel() for p in model.parameters()):,} parameters")
     t0 = time.perf_counter()
     with torch.no_grad():
         pred = ghn.predict_batch([model], [graph], skip_unknown=args.skip_unknown)[0]
@@ -561,14 +582,19 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL", help="registered model name (`hyperzoo models`)")
     p.add_argument("--onnx", metavar="IN.onnx", help="an ONNX model (with or without initializers) instead of MODEL")
     p.add_argument("--ghn", required=True, metavar="CKPT", help=_GHN_HELP)
-    p.add_argument("--out", required=True, metavar="FILE", help="output: .safetensors for MODEL, .onnx with --onnx")
+    p.add_argument(
+        "--out", type=new_file, required=True, metavar="FILE", help="output: .safetensors for MODEL, .onnx with --onnx"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--adapt-cifar", action="store_true", help="adapt a torchvision model to 32x32 inputs")
     p.add_argument(
-        "--num-classes", type=int, metavar="K", help="classifier outputs (default and only choice: the GHN's classes)"
+        "--num-classes",
+        type=positive_int,
+        metavar="K",
+        help="classifier outputs (default and only choice: the GHN's classes)",
     )
     p.add_argument(
-        "--input-size", type=int, metavar="N", help="image side for tracing the graph (default: the model's)"
+        "--input-size", type=positive_int, metavar="N", help="image side for tracing the graph (default: the model's)"
     )
     p.add_argument(
         "--skip-unknown",

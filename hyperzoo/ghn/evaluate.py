@@ -336,6 +336,7 @@ def evaluate_predicted(
     skip_unknown: bool = False,
     seed: int = 0,
     progress: bool | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Predicts the parameters of each architecture with ``ghn`` and measures its test accuracy, untrained.
 
@@ -357,7 +358,9 @@ def evaluate_predicted(
         skip_unknown: leave parameters of ops the GHN cannot embed at their initial values (with a warning)
             instead of raising :class:`~hyperzoo.ghn.UnpredictableLayerError`.
         seed: seed of each network's random initialisation (and of the image order for a root or DataModule).
-        progress: a tqdm bar over architectures; None shows it when stderr is a terminal.
+        progress: a tqdm bar over architectures; None shows it when stderr is a terminal. The bar names the
+            architecture and its stage (tracing, predicting, evaluating).
+        stage: also called with ``"<architecture>: <stage>"`` at each stage (e.g. :class:`hyperzoo.progress.Stages`).
 
     Returns:
         One dict per architecture: ``name``, ``params`` (parameter count), ``predicted_tensors``/``tensors``,
@@ -390,12 +393,19 @@ def evaluate_predicted(
     results: list[dict[str, Any]] = []
     bar = tqdm(archs, desc="architectures", unit="arch", disable=None if progress is None else not progress)
     for arch in bar:
-        bar.set_postfix_str(arch.name, refresh=False)
+
+        def note(what: str, name: str = arch.name) -> None:  # a sign of life while one network takes minutes
+            bar.set_postfix_str(f"{name}: {what}")
+            if stage is not None:
+                stage(f"{name}: {what}")
+
+        note("building")
         with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's RNG alone
             torch.manual_seed(seed)
             model = arch.build()
         graph, graph_s = arch.graph, 0.0
         if graph is None:
+            note("tracing the graph")
             t0 = time.perf_counter()
             # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
             size = getattr(model, "expected_input_size", None) or images.image_size
@@ -408,7 +418,9 @@ def evaluate_predicted(
         if baseline_random:
             from hyperzoo.ghn.ghn import set_bn_batch_stats
 
+            note(f"evaluating the random init on {images.num_images} images")
             row["baseline_top1"], row["baseline_top5"] = accuracy(set_bn_batch_stats(model), images, dev)
+        note("predicting parameters")
         _sync(dev)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -416,6 +428,7 @@ def evaluate_predicted(
         _sync(dev)
         predict_s = time.perf_counter() - t0
         fill_predicted(model, pred)
+        note(f"evaluating the predicted network on {images.num_images} images")
         t0 = time.perf_counter()
         top1, top5 = accuracy(model, images, dev)
         eval_s = time.perf_counter() - t0

@@ -1,23 +1,27 @@
 """Computation graphs of neural networks: vocabulary, ``ArchGraph``, nn.Module -> graph, virtual edges."""
 
 import warnings
+from typing import TYPE_CHECKING
+
+from hyperzoo._lazy import lazy_exports
 
 # torch_geometric warns about torch.jit.script on import; it is noise for users of hyperzoo.
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
-from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph, distance_matrix, shape_to_4d  # noqa: E402
-from hyperzoo.graphs.from_module import UnmappedModuleError, graph_from_module  # noqa: E402
-from hyperzoo.graphs.param_ops import FUNCTION_OPS, param_op  # noqa: E402
-from hyperzoo.graphs.topology import shortest_path_lengths, topological_depth, topological_order  # noqa: E402
-from hyperzoo.graphs.vocabulary import (  # noqa: E402
-    EXTENSIONS,
-    LEGACY_OP_NAMES,
-    OP_ID,
-    PRIMITIVES,
-    REFERENCE_PRIMITIVES,
-    canonical_op_name,
-    op_id,
-)
+if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.graphs` loads no torch
+    from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph, distance_matrix, shape_to_4d
+    from hyperzoo.graphs.from_module import UnmappedModuleError, graph_from_module
+    from hyperzoo.graphs.param_ops import FUNCTION_OPS, param_op
+    from hyperzoo.graphs.topology import shortest_path_lengths, topological_depth, topological_order
+    from hyperzoo.graphs.vocabulary import (
+        EXTENSIONS,
+        LEGACY_OP_NAMES,
+        OP_ID,
+        PRIMITIVES,
+        REFERENCE_PRIMITIVES,
+        canonical_op_name,
+        op_id,
+    )
 
 __all__ = [
     "DEFAULT_S_MAX",
@@ -39,3 +43,5 @@ __all__ = [
     "topological_depth",
     "topological_order",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hyperzoo.cli_types import new_file, positive_int
 from hyperzoo.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -65,10 +66,10 @@ def load_graph(
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-size", type=int, default=None, help="image side (default: the model's own)")
+    p.add_argument("--input-size", type=positive_int, default=None, help="image side (default: the model's own)")
     p.add_argument("--adapt-cifar", action="store_true", help="adapt a torchvision model to 32x32 inputs")
-    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
-    p.add_argument("--s-max", type=int, default=50, help="longest virtual edge (1: real edges only)")
+    p.add_argument("--num-classes", type=positive_int, default=None, help="classifier outputs (default: the model's)")
+    p.add_argument("--s-max", type=positive_int, default=50, help="longest virtual edge (1: real edges only)")
 
 
 def _graph_from_args(args: argparse.Namespace) -> ArchGraph:
@@ -126,7 +127,7 @@ def _add_info(actions: argparse._SubParsersAction) -> None:
 def _add_draw(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser("draw", help="draw a model's graph, layered by topological depth, ops coloured")
     p.add_argument("model", help="registered model name (`hyperzoo models`) or an .onnx file")
-    p.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
+    p.add_argument("-o", "--output", type=new_file, required=True, help="image file (.png, .pdf or .svg)")
     p.add_argument("--labels", action="store_true", help="write the op name beside each node")
     p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     _add_model_args(p)
@@ -137,7 +138,7 @@ def _add_draw(actions: argparse._SubParsersAction) -> None:
 ACTION_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_draw]
 
 # --- `hyperzoo graphs generate` (DeepNets-1M splits; implemented in hyperzoo.graphs.generate) ---------------
-from hyperzoo.graphs.generate import add_generate_action  # noqa: E402  (argparse only; no heavy imports)
+from hyperzoo.graphs.generate_cli import add_generate_action  # noqa: E402  (argparse only; no heavy imports)
 
 ACTION_BUILDERS.append(add_generate_action)
 
@@ -145,7 +146,7 @@ ACTION_BUILDERS.append(add_generate_action)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hyperzoo graphs ACTION`` to the ``hyperzoo`` parser."""
     global GRAPH_ACTIONS
-    p = subparsers.add_parser("graphs", help="computation graphs of models: info, draw")
+    p = subparsers.add_parser("graphs", help="computation graphs of models: info, draw, generate")
     GRAPH_ACTIONS = p.add_subparsers(dest="graphs_command", metavar="ACTION", required=True)
     for build in ACTION_BUILDERS:
         build(GRAPH_ACTIONS)

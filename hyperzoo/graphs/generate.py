@@ -20,11 +20,12 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from hyperzoo._procs import DeferredInterrupt, init_pool_worker
 from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.store import GraphStore, GraphStoreWriter
@@ -104,17 +105,31 @@ def _blocks(
             yield _make_block(split, seed, j, j + block, s_max, max_cells)
             j += block
     # spawn, not fork: forking a process that already ran torch ops can deadlock in the children
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+    # workers exit with the parent (no orphans after a kill -9) and leave Ctrl-C to it (hyperzoo._procs)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=init_pool_worker,
+        initargs=("hyperzoo.graphs.generate:_init_worker",),
+    )
     pending: deque[Future] = deque()
     j = start
     try:
-        while True:
-            while len(pending) < 2 * workers:  # a short queue keeps workers busy and bounds wasted work
-                pending.append(pool.submit(_make_block, split, seed, j, j + block, s_max, max_cells))
-                j += block
-            yield pending.popleft().result()
+        with DeferredInterrupt() as ctrl_c:  # Ctrl-C stops between blocks, never inside a finalizer
+            while True:
+                while len(pending) < 2 * workers:  # a short queue keeps workers busy and bounds wasted work
+                    pending.append(pool.submit(_make_block, split, seed, j, j + block, s_max, max_cells))
+                    j += block
+                future = pending.popleft()
+                while not wait([future], timeout=0.2).done:
+                    ctrl_c.check()
+                ctrl_c.check()
+                yield future.result()
     finally:
+        workers_left = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers_left:  # their blocks are not needed: do not make Ctrl-C wait for them
+            process.terminate()
 
 
 def _read_parts(parts_dir: Path, meta: dict[str, Any]) -> tuple[list[Path], int, int, set[str]]:
@@ -258,48 +273,3 @@ def _merge(
                     return
                 g = store[i]
                 w.append(g, g.net_args)
-
-
-def add_generate_action(actions: Any) -> None:
-    """Adds ``hyperzoo graphs generate`` to the ``graphs`` action parser."""
-    from hyperzoo.nets.deepnets1m import SPLITS
-
-    p = actions.add_parser(
-        "generate",
-        help="generate a DeepNets-1M split into a graph store (multi-process, resumable)",
-        description="Kill it any time and run the same command again: it continues where it stopped.",
-    )
-    p.add_argument("--split", required=True, choices=list(SPLITS), help="which split")
-    p.add_argument("--num", type=int, required=True, help="number of graphs (predefined: at most 2)")
-    p.add_argument("--out", required=True, help="output .h5 store")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in-process)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the split's candidate stream (default 0)")
-    p.add_argument("--s-max", type=int, default=DEFAULT_S_MAX, help="longest virtual edge kept (default 50)")
-    p.add_argument("--part-size", type=int, default=256, help="graphs per committed part (default 256)")
-    p.add_argument("--max-cells", type=int, default=None, help="cap cells per net (small nets for tests)")
-    p.add_argument("--compression", choices=["lzf", "none"], default="lzf", help="final store compression")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_generate)
-
-
-def _cmd_generate(args: Any) -> int:
-    t0 = time.perf_counter()
-    out = generate_split(
-        args.split,
-        args.num,
-        args.out,
-        workers=args.workers,
-        seed=args.seed,
-        s_max=args.s_max,
-        part_size=args.part_size,
-        max_cells=args.max_cells,
-        compression=None if args.compression == "none" else args.compression,
-        progress=not args.no_progress,
-    )
-    store = GraphStore(out)
-    nodes = store.num_nodes()
-    print(
-        f"wrote {out}: {len(store)} {args.split} graphs, {int(nodes.min())}-{int(nodes.max())} nodes "
-        f"(mean {nodes.mean():.1f}), {time.perf_counter() - t0:.1f} s"
-    )
-    return 0

@@ -1,12 +1,17 @@
 """Model merging: permutation specs derived from the computation graph, matching, PLeaS, baselines."""
 
-from hyperzoo.merge.baselines import METHODS, Ensemble, MergeResult, merge_models, reset_bn_stats
-from hyperzoo.merge.compute import count_macs, count_params
-from hyperzoo.merge.lstsq import RidgeSolver
-from hyperzoo.merge.matching import activation_correlations, activation_matching, solve_assignment, weight_matching
-from hyperzoo.merge.permute import load_state, permute_state, random_permutations, transform_state
-from hyperzoo.merge.pleas import MergePlan, build_merged, partial_plan, refit_least_squares
-from hyperzoo.merge.spec import AxisTie, Leaf, PermutationSpec, Site, check_spec, derive_spec
+from typing import TYPE_CHECKING
+
+from hyperzoo._lazy import lazy_exports
+
+if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.merge` loads no torch
+    from hyperzoo.merge.baselines import METHODS, Ensemble, MergeResult, merge_models, reset_bn_stats
+    from hyperzoo.merge.compute import count_macs, count_params
+    from hyperzoo.merge.lstsq import RidgeSolver
+    from hyperzoo.merge.matching import activation_correlations, activation_matching, solve_assignment, weight_matching
+    from hyperzoo.merge.permute import load_state, permute_state, random_permutations, transform_state
+    from hyperzoo.merge.pleas import MergePlan, build_merged, partial_plan, refit_least_squares
+    from hyperzoo.merge.spec import AxisTie, Leaf, PermutationSpec, Site, check_spec, derive_spec
 
 __all__ = [
     "METHODS",
@@ -36,3 +41,5 @@ __all__ = [
     "transform_state",
     "weight_matching",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hyperzoo.cli_types import MERGE_METHODS, float_range, nonnegative_float, positive_int
+
 __all__ = ["register"]
 
 
@@ -24,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("a", help="zoo entry A")
     p.add_argument("b", help="zoo entry B")
-    p.add_argument("--method", default="pleas", choices=["average", "rebasin", "pleas", "pleas_weight"])
-    p.add_argument("--width", type=float, default=1.0, help="merged width factor in [1, 2] (PLeaS)")
+    p.add_argument("--method", default="pleas", choices=MERGE_METHODS, help="default pleas")
+    p.add_argument("--width", type=float_range(1.0, 2.0), default=1.0, help="merged width factor in [1, 2] (PLeaS)")
     p.add_argument("--data", default="cifar10", choices=["cifar10"], help="dataset for statistics")
     p.add_argument("--data-root", default="../shared/data/cifar10-jpeg.tar.gz", help="data root ('sample' works)")
     p.add_argument(
@@ -34,10 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["auto", "same", "different"],
         help="label spaces of A and B (auto: from the zoo metadata)",
     )
-    p.add_argument("--batches", type=int, default=20, help="batches for matching, least squares and BN reset")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--ridge", type=float, default=1e-3)
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on this many test images")
+    p.add_argument("--batches", type=positive_int, default=20, help="batches for matching, least squares and BN reset")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="batch size (default 128)")
+    p.add_argument("--ridge", type=nonnegative_float, default=1e-3, help="ridge of the least squares (default 1e-3)")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="evaluate on this many test images")
     p.add_argument("--zoo", default=None, help="zoo directory of A and B")
     p.add_argument("--out", default="merged", help="output directory (a zoo of merged models)")
     p.add_argument("--name", default=None, help="entry name of the merged model (default: derived)")

@@ -87,6 +87,7 @@ def _meta_classes(meta: dict[str, Any]) -> list[int]:
 def run_merge(args: argparse.Namespace) -> dict[str, Any]:
     """The ``hyperzoo merge`` command: merge, evaluate, store the merged model as a zoo entry in ``--out``."""
     from hyperzoo.merge.baselines import merge_models
+    from hyperzoo.progress import Stages
     from hyperzoo.zoo.store import check_new_entry, load_meta, load_model, save_model
 
     name = args.name or f"{Path(args.a).stem}+{Path(args.b).stem}-{args.method}-w{args.width:g}"
@@ -102,11 +103,16 @@ def run_merge(args: argparse.Namespace) -> dict[str, Any]:
     labels = args.labels if args.labels != "auto" else ("same" if ca == cb else "different")
     if labels == "same" and ca != cb:
         raise ConfigError(f"{args.a} and {args.b} were trained on different classes; use --labels different")
+    say = Stages("hyperzoo merge")  # one line per stage: matching and evaluation take minutes on CPU
+    say(f"loading {args.a} and {args.b}")
     a, b = load_model(*_name_root(args.a, args.zoo)), load_model(*_name_root(args.b, args.zoo))
+    say(f"reading {args.batches} batches of {args.batch_size} images from {args.data_root}")
     batches = data_batches(args.data_root, args.batch_size, args.batches)
+    say(f"merging ({args.method}, width {args.width:g})")
     result = merge_models(
         a, b, args.method, args.width, batches, labels, args.batches, args.batches, args.batches, args.ridge
     )
+    say("evaluating the merged model")
     data = test_data(args.data_root, args.test_limit)
     acc = accuracies(*predict(result.model, data), ca, cb if labels == "different" else None)
     info = {**result.info, **acc}

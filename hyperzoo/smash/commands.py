@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hyperzoo.cli_types import int_at_least, new_file, nonnegative_int, positive_float, positive_int
 from hyperzoo.errors import ConfigError
 
 __all__ = ["register"]
@@ -73,27 +74,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("smash", help="SMASH one-shot architecture search: rank, sample")
     sub = p.add_subparsers(dest="smash_command", metavar="ACTION", required=True)
     q = sub.add_parser("rank", help="score random architectures with a trained SMASH model and correlate with training")
-    q.add_argument("--checkpoint", required=True, help="smash.safetensors written by `hyperzoo fit` (SMASHModule)")
+    q.add_argument(
+        "--checkpoint",
+        required=True,
+        help="smash.safetensors written by `hyperzoo fit` (SMASHModule)",
+    )
     q.add_argument(
         "--data-root", required=True, help="CIFAR-10 root, e.g. ../shared/data/cifar10-jpeg.tar.gz or sample"
     )
-    q.add_argument("--num-archs", type=int, default=50, help="random architectures to score (default 50)")
-    q.add_argument("--num-train", type=int, default=10, help="of these, how many to train normally (default 10)")
-    q.add_argument("--train-steps", type=int, default=400, help="SGD steps per trained architecture (default 400)")
-    q.add_argument("--batch-size", type=int, default=64)
-    q.add_argument("--lr", type=float, default=0.1, help="SGD learning rate of the trained architectures")
-    q.add_argument("--val-size", type=int, default=5000, help="held-out training images (as in the fit config)")
-    q.add_argument("--holdout", type=int, default=2000, help="held-out images used for scoring and evaluation")
-    q.add_argument("--train-images", type=int, default=None, help="train on a subset of this many images")
+    q.add_argument(
+        "--num-archs",
+        type=int_at_least(3, "(correlations need 3 points)"),
+        default=50,
+        help="random architectures to score (default 50)",
+    )
+    q.add_argument(
+        "--num-train",
+        type=int_at_least(3, "(correlations need 3 points)"),
+        default=10,
+        help="of these, how many to train normally (default 10)",
+    )
+    q.add_argument(
+        "--train-steps", type=positive_int, default=400, help="SGD steps per trained architecture (default 400)"
+    )
+    q.add_argument("--batch-size", type=positive_int, default=64, help="SGD batch size (default 64)")
+    q.add_argument("--lr", type=positive_float, default=0.1, help="SGD learning rate of the trained architectures")
+    q.add_argument(
+        "--val-size", type=positive_int, default=5000, help="held-out training images (as in the fit config)"
+    )
+    q.add_argument("--holdout", type=positive_int, default=2000, help="held-out images used for scoring and evaluation")
+    q.add_argument("--train-images", type=positive_int, default=None, help="train on a subset of this many images")
     q.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split (as in the fit config)")
     q.add_argument("--seed", type=int, default=0, help="seed of the architecture sample and of training")
-    q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
-    q.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    q.add_argument("--out", default=None, help="write the full result (every architecture) as JSON")
-    q.add_argument("--plot", default=None, help="write a scatter plot PNG")
+    q.add_argument("--bootstrap", type=positive_int, default=2000, help="bootstrap resamples for the intervals")
+    q.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (0: torch's default)")
+    q.add_argument("--out", type=new_file, default=None, help="write the full result (every architecture) as JSON")
+    q.add_argument("--plot", type=new_file, default=None, help="write a scatter plot PNG")
     q.add_argument("--overwrite", action="store_true", help="replace existing --out/--plot files")
     q.set_defaults(func=_cmd_rank)
     q = sub.add_parser("sample", help="print random architectures of the default space as JSON lines")
-    q.add_argument("--num", type=int, default=1)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--num", type=positive_int, default=1, help="how many architectures (default 1)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     q.set_defaults(func=_cmd_sample)

@@ -219,11 +219,7 @@ def run_ranking(
     train_s = time.perf_counter() - t1
     xs = [records[i]["smash_error"] for i in picks]
     ys = [records[i]["trained_error"] for i in picks]
-    corr = rank_correlation(xs, ys, n_boot=n_boot, seed=seed)
-    say(
-        f"Spearman {corr['spearman']:.3f} CI {corr['spearman_ci']}, "
-        f"Kendall {corr['kendall']:.3f} CI {corr['kendall_ci']}"
-    )
+    corr = rank_correlation(xs, ys, n_boot=n_boot, seed=seed)  # the caller reports it (one line, formatted)
     return {
         "num_archs": num_archs, "num_train": len(picks), "train_steps": train_steps, "batch_size": batch_size,
         "holdout_images": len(data["val_y"]), "train_images": len(data["train_y"]), "seed": seed,

@@ -1,9 +1,13 @@
 """A local model zoo: train, store (safetensors + JSON), list and load CIFAR-10 models and local weight files."""
 
-from hyperzoo.zoo.store import add_external, entry_path, list_zoo, load_meta, load_model, save_model, zoo_dir
-from hyperzoo.zoo.train import ClassSubsetCIFAR10, evaluate, load_config, train_entry, train_zoo
+from typing import TYPE_CHECKING
 
-load_zoo_model = load_model  # the name under which ``hyperzoo`` re-exports it
+from hyperzoo._lazy import lazy_exports
+
+if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.zoo` loads no torch
+    from hyperzoo.zoo.store import add_external, entry_path, list_zoo, load_meta, load_model, save_model, zoo_dir
+    from hyperzoo.zoo.store import load_model as load_zoo_model  # the name ``hyperzoo`` re-exports
+    from hyperzoo.zoo.train import ClassSubsetCIFAR10, evaluate, load_config, train_entry, train_zoo
 
 __all__ = [
     "ClassSubsetCIFAR10",
@@ -20,3 +24,5 @@ __all__ = [
     "train_zoo",
     "zoo_dir",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hyperzoo.cli_types import existing_file, positive_int
+
 __all__ = ["register"]
 
 
@@ -61,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("zoo", help="a local model zoo (train, list, add local weights)")
     sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
     q = sub.add_parser("train", help="train every entry of a zoo config that is not stored yet")
-    q.add_argument("--config", required=True, help="zoo YAML (experiments/configs/zoo_cifar10.yaml)")
+    q.add_argument(
+        "--config", type=existing_file, required=True, help="zoo YAML (experiments/configs/zoo_cifar10.yaml)"
+    )
     q.add_argument("--zoo", default=None, help="zoo directory (default $HYPERZOO_ZOO or ./zoo)")
     q.add_argument("--only", nargs="*", help="train only these entries")
     q.add_argument("--data-root", default=None, help="override data.root of the config")
@@ -72,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("add", help="add a model from a local torchvision/timm weights file")
     q.add_argument("name", help="zoo entry name")
     q.add_argument("--model", required=True, help="registered (torchvision) model name, or a timm name")
-    q.add_argument("--weights", required=True, help="local .safetensors or .pth state dict")
-    q.add_argument("--num-classes", type=int, default=1000)
+    q.add_argument("--weights", type=existing_file, required=True, help="local .safetensors or .pth state dict")
+    q.add_argument("--num-classes", type=positive_int, default=1000, help="classifier outputs (default 1000)")
     q.add_argument("--source", choices=["torchvision", "timm"], default="torchvision")
     q.add_argument("--zoo", default=None, help="zoo directory")
     q.add_argument("--overwrite", action="store_true", help="replace an existing entry of that name")
