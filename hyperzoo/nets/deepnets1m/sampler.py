@@ -19,10 +19,10 @@ from hyperzoo.nets.deepnets1m.genotypes import Genotype, sample_genotype
 
 __all__ = [
     "GENERATOR_C",
-    "SamplerConfig",
-    "check_size",
     "REFERENCE_FC_DIMS",
     "REFERENCE_WIDTHS",
+    "SamplerConfig",
+    "check_size",
     "genotype_rejection",
     "reference_training_widths",
     "sample_net_args",
