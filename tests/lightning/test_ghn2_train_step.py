@@ -182,3 +182,25 @@ def test_one_training_step_matches_reference_in_float64(tmp_path: Path, monkeypa
         assert fingerprint_errors(after[name], f64["params_after"][name]) <= RTOL, name
         # the update is ~lr per element; its fingerprint checks the step's sign and the L2 (not decoupled) decay
         assert fingerprint_errors(after[name] - before[name], f64["update"][name]) <= RTOL, name
+
+
+@pytest.mark.parametrize("variant", ["ghn2", "ghn1", "mlp", "ghn3_t"])
+def test_ghns_run_with_float64_as_the_default_dtype(variant: str) -> None:
+    """Built and run under ``torch.set_default_dtype(torch.float64)``: float64 predictions, gradients reach the GHN."""
+    from hyperzoo.ghn import create_ghn
+    from hyperzoo.graphs import graph_from_module
+    from hyperzoo.nets import create_model
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        kwargs = {"layers": 1, "heads": 2} if variant == "ghn3_t" else {}
+        ghn = create_ghn(variant, hid=16, max_shape=(16, 16, 3, 3), **kwargs).train()
+        model = create_model("resnet20")
+        pred = ghn.predict_parameters(graph_from_module(model), model)
+        assert {t.dtype for t in pred.values()} == {torch.float64}
+        sum(t.sum() for t in pred.values()).backward()
+        assert all(p.grad is None or p.grad.dtype == torch.float64 for p in ghn.parameters())
+        assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in ghn.parameters())
+    finally:
+        torch.set_default_dtype(old)
