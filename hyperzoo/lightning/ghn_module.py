@@ -52,7 +52,7 @@ def build_target(
     """
     from hyperzoo.nets.deepnets1m import build_network
 
-    extra = {} if fc_dim is None or "model" in net_args else {"fc_dim": fc_dim}
+    extra: dict[str, Any] = {} if fc_dim is None or "model" in net_args else {"fc_dim": fc_dim}
     net = build_network(net_args, C=width, num_classes=num_classes, device="meta", **extra)
     return set_bn_batch_stats(net)
 
@@ -144,6 +144,7 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         reference = self.hp.get("width_rule", "uniform") == "reference"
         for g in graphs:
             fc_dim: int | None = None
+            width: int | None
             if reference and "model" not in g.net_args:
                 from hyperzoo.nets.deepnets1m import REFERENCE_FC_DIMS, REFERENCE_WIDTHS, reference_training_widths
 
