@@ -10,7 +10,7 @@ reshuffled whenever it is exhausted, and sharded by rank under DDP so each proce
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,17 +22,41 @@ from hyperzoo.data.h5_dataset import H5ImageDataset
 from hyperzoo.data.sampler import ShardedBatchSampler
 from hyperzoo.errors import DataError
 
-__all__ = ["GraphImageDataModule", "GraphImageDataset", "MetaBatchSampler", "meta_batches"]
+__all__ = ["OVERFLOW_RULES", "GraphImageDataModule", "GraphImageDataset", "MetaBatchSampler", "meta_batches"]
+
+OVERFLOW_RULES = ("skip", "carry")
+
+
+def _check_overflow(overflow: str) -> None:
+    if overflow not in OVERFLOW_RULES:
+        raise DataError(f"unknown node-budget rule overflow={overflow!r}; use 'skip' (the reference) or 'carry'")
 
 
 def meta_batches(
-    order: Sequence[int], num_nodes: np.ndarray, meta_batch: int, max_nodes: int | None
+    order: Sequence[int],
+    num_nodes: np.ndarray,
+    meta_batch: int,
+    max_nodes: int | None,
+    overflow: Literal["skip", "carry"] = "skip",
 ) -> list[list[int]]:
     """Groups graph indices, in order, into meta-batches of at most ``meta_batch`` graphs and ``max_nodes`` nodes.
 
-    A graph that would push a meta-batch over the node budget starts the next one (no graph is dropped here;
-    graphs larger than the budget on their own are filtered out by the sampler).
+    Args:
+        order: graph indices in the order they are drawn.
+        num_nodes: node count of every graph.
+        meta_batch: graphs per meta-batch.
+        max_nodes: node budget of one meta-batch (None: no budget).
+        overflow: what happens to a meta-batch over the budget. ``"skip"`` (the reference GHN-2's
+            ``NetBatchSampler``): the order is cut into consecutive groups of ``meta_batch`` graphs (the last one
+            may be smaller) and a group over the budget is dropped whole, so large graphs are seen less often.
+            ``"carry"`` (hyperzoo's former rule): a graph that would push the current meta-batch over the budget
+            starts the next one, so no graph is dropped (graphs over the budget on their own are left out by
+            the sampler) and meta-batches of large graphs have fewer than ``meta_batch`` graphs.
     """
+    _check_overflow(overflow)
+    if overflow == "skip":
+        groups = [[int(i) for i in order[k : k + meta_batch]] for k in range(0, len(order), meta_batch)]
+        return [g for g in groups if max_nodes is None or int(np.asarray(num_nodes)[g].sum()) <= max_nodes]
     out: list[list[int]] = []
     cur: list[int] = []
     nodes = 0
@@ -63,6 +87,10 @@ class MetaBatchSampler(ShardedBatchSampler):
         max_nodes: node budget of one meta-batch (None: no budget).
         seed: base seed of both permutations.
         drop_last, num_replicas, rank: as for :class:`ShardedBatchSampler`.
+        overflow: meta-batches over the budget are dropped (``"skip"``, the reference) or their last graph starts
+            the next one (``"carry"``); see :func:`meta_batches`. With ``"carry"`` the graphs over the budget on
+            their own are left out of the permutation; with ``"skip"`` they stay in it (as in the reference) and
+            their meta-batches are dropped.
     """
 
     def __init__(
@@ -76,14 +104,18 @@ class MetaBatchSampler(ShardedBatchSampler):
         drop_last: bool = True,
         num_replicas: int | None = None,
         rank: int | None = None,
+        overflow: Literal["skip", "carry"] = "skip",
     ) -> None:
         super().__init__(image_indices, batch_size, True, seed, drop_last, num_replicas, rank)
         if meta_batch < 1:
             raise DataError(f"meta_batch must be at least 1, got {meta_batch}")
+        _check_overflow(overflow)
         self.num_nodes = np.asarray(num_nodes)
-        self.meta_batch, self.max_nodes = meta_batch, max_nodes
+        self.meta_batch, self.max_nodes, self.overflow = meta_batch, max_nodes, overflow
         eligible = np.arange(len(self.num_nodes))
-        if max_nodes is not None:
+        if max_nodes is not None and not bool((self.num_nodes <= max_nodes).any()):
+            eligible = eligible[:0]
+        elif max_nodes is not None and overflow == "carry":
             eligible = eligible[self.num_nodes <= max_nodes]
         if len(eligible) == 0:
             raise DataError(
@@ -93,13 +125,22 @@ class MetaBatchSampler(ShardedBatchSampler):
         self.eligible = torch.as_tensor(eligible)
 
     def _graph_batches(self) -> Iterator[list[int]]:
-        cycle = 0
+        cycle, empty = 0, 0
         while True:
             graphs = ShardedBatchSampler(
                 self.eligible, 1, True, self.seed + 7919 * (self.epoch + 1) + cycle, False, self.num_replicas, self.rank
             )
-            yield from meta_batches(graphs.local_indices().tolist(), self.num_nodes, self.meta_batch, self.max_nodes)
+            batches = meta_batches(
+                graphs.local_indices().tolist(), self.num_nodes, self.meta_batch, self.max_nodes, self.overflow
+            )
+            yield from batches
             cycle += 1
+            empty = 0 if batches else empty + 1
+            if empty >= 100:
+                raise DataError(
+                    f"100 passes over the graphs gave no meta-batch of {self.meta_batch} graphs within max_nodes="
+                    f"{self.max_nodes}; raise max_nodes, lower meta_batch or use overflow='carry'"
+                )
 
     def __iter__(self) -> Iterator[tuple[Tensor, list[int]]]:  # type: ignore[override]
         return zip(super().__iter__(), self._graph_batches())
@@ -131,7 +172,9 @@ class GraphImageDataModule(ImageDataModule):
         train_graphs: the training graph store (``hyperzoo graphs generate --split train ...``).
         val_graphs: a held-out store for validation (``graphs/val.h5``); None validates on no architectures.
         meta_batch: architectures per step and process (the reference's ``m``: 8 for GHN-2, 1 for GHN-1).
-        max_nodes: node budget of a meta-batch (the reference drops meta-batches above 2,200 nodes).
+        max_nodes: node budget of a meta-batch (the reference: 2,200 nodes).
+        overflow: ``"skip"`` (the reference: a meta-batch over the budget is dropped) or ``"carry"`` (the graph that
+            would overflow starts the next meta-batch); see :func:`meta_batches`.
         num_val_archs: architectures of ``val_graphs`` evaluated during validation.
         dataset, root, batch_size, ...: the image data, as :class:`ImageDataModule` (batch 64 for CIFAR-10 as
             the reference; validation uses ``eval_batch_size`` images with batch-norm in batch-statistics mode).
@@ -143,6 +186,7 @@ class GraphImageDataModule(ImageDataModule):
         val_graphs: str | None = None,
         meta_batch: int = 8,
         max_nodes: int | None = 2200,
+        overflow: Literal["skip", "carry"] = "skip",
         num_val_archs: int = 8,
         root: str | None = None,
         dataset: str = "cifar10",
@@ -152,7 +196,9 @@ class GraphImageDataModule(ImageDataModule):
     ) -> None:
         super().__init__(root=root, dataset=dataset, batch_size=batch_size, eval_batch_size=eval_batch_size, **kwargs)
         self.train_graphs_path, self.val_graphs_path = train_graphs, val_graphs
+        _check_overflow(overflow)
         self.meta_batch, self.max_nodes, self.num_val_archs = meta_batch, max_nodes, num_val_archs
+        self.overflow = overflow
         self._train_store: Any = None
         self._val_graphs: list[Any] | None = None
 
@@ -193,6 +239,7 @@ class GraphImageDataModule(ImageDataModule):
             self.max_nodes,
             seed=self.seed,
             drop_last=True,
+            overflow=self.overflow,
         )
         return DataLoader(
             GraphImageDataset(self.train_set, self.train_store),

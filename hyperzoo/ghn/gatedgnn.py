@@ -45,13 +45,16 @@ class SweepStep:
         return SweepStep(*(t.to(device) for t in fields))
 
 
-def sweep_plan(num_nodes: int, edge_index: Tensor, edge_dist: Tensor) -> tuple[list[SweepStep], list[SweepStep]]:
+def sweep_plan(
+    num_nodes: int, edge_index: Tensor, edge_dist: Tensor, dtype: torch.dtype = torch.float32
+) -> tuple[list[SweepStep], list[SweepStep]]:
     """Groups nodes by topological depth for the forward and the backward sweep.
 
     Args:
         num_nodes: N.
         edge_index: ``[2, E]`` real and virtual edges (``src`` precedes ``dst``).
         edge_dist: ``[E]`` shortest-path length of each edge (1 = real).
+        dtype: of the summation matrices (the node features' dtype, so that ``1 / s`` is exact in float64 too).
 
     Returns:
         The forward steps (increasing depth, messages along edges) and the backward steps (decreasing depth, messages
@@ -67,7 +70,7 @@ def sweep_plan(num_nodes: int, edge_index: Tensor, edge_dist: Tensor) -> tuple[l
     slot_of = torch.empty(num_nodes, dtype=torch.long)
     for nodes in levels:
         slot_of[nodes] = torch.arange(len(nodes))
-    inv = 1.0 / edge_dist.float()
+    inv = 1.0 / edge_dist.to(dtype)
     plans: list[list[SweepStep]] = []
     for receiver, sender, reverse in ((1, 0, False), (0, 1, True)):
         level_of_edge = depth[edge_index[receiver]]
@@ -76,12 +79,12 @@ def sweep_plan(num_nodes: int, edge_index: Tensor, edge_dist: Tensor) -> tuple[l
         steps = []
         for nodes, e in zip(levels, per_level):
             slot = slot_of[edge_index[receiver, e]]
-            ve_sum = torch.zeros(len(nodes), len(e))
+            ve_sum = torch.zeros(len(nodes), len(e), dtype=dtype)
             ve_sum[slot, torch.arange(len(e))] = inv[e]
             r = real[e]
-            real_sum = torch.zeros(len(nodes), int(r.sum()))
+            real_sum = torch.zeros(len(nodes), int(r.sum()), dtype=dtype)
             real_sum[slot[r], torch.arange(real_sum.shape[1])] = 1.0
-            real_all = torch.zeros(len(nodes), len(e))
+            real_all = torch.zeros(len(nodes), len(e), dtype=dtype)
             real_all[slot[r], torch.arange(len(e))[r]] = 1.0
             steps.append(SweepStep(nodes, edge_index[sender, e], edge_index[sender, e[r]], real_sum, ve_sum, real_all))
         plans.append(steps[::-1] if reverse else steps)
@@ -161,7 +164,7 @@ class GatedGNN(nn.Module):
             keep = edge_dist == 1
             edge_index, edge_dist = edge_index[:, keep], edge_dist[keep]
         if plan is None:
-            plan = sweep_plan(x.shape[0], edge_index.cpu(), edge_dist.cpu())
+            plan = sweep_plan(x.shape[0], edge_index.cpu(), edge_dist.cpu(), dtype=x.dtype)
             plan = tuple([s.to(x.device) for s in steps] for steps in plan)  # type: ignore[assignment]
         h = x
         fused = self._fused_weights() if self.virtual_message is not None else None

@@ -208,7 +208,7 @@ class GHN(nn.Module):
         else:
             edge_index, edge_dist, ptr = _batch_edges(graph_list, counts, self.s_max)
             if self.hypernet == "gatedgnn":
-                plan = _sweep_plan(graph_list, edge_index, edge_dist, self.s_max, self.ve, device)
+                plan = _sweep_plan(graph_list, edge_index, edge_dist, self.s_max, self.ve, device, x.dtype)
                 x = self.gnn(x, edge_index.to(device), edge_dist.to(device), plan)
             else:
                 x = self.gnn(x, edge_index.to(device), edge_dist.to(device), ptr.to(device))
@@ -462,7 +462,13 @@ def _batch_edges(graphs: Sequence[ArchGraph], counts: Sequence[int], s_max: int)
 
 
 def _sweep_plan(
-    graphs: Sequence[ArchGraph], edge_index: Tensor, edge_dist: Tensor, s_max: int, ve: bool, device: torch.device
+    graphs: Sequence[ArchGraph],
+    edge_index: Tensor,
+    edge_dist: Tensor,
+    s_max: int,
+    ve: bool,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> Any:
     """The GatedGNN's sweep plan of a batch; a single graph keeps its plan (a prebuilt graph is planned once).
 
@@ -475,12 +481,12 @@ def _sweep_plan(
         keep = edge_dist == 1
         edge_index, edge_dist = edge_index[:, keep], edge_dist[keep]
     graph = graphs[0]
-    key = (graph.edge_index.data_ptr(), int(graph.edge_index.shape[1]), s_max, ve, str(device))
+    key = (graph.edge_index.data_ptr(), int(graph.edge_index.shape[1]), s_max, ve, str(device), dtype)
     cached = graph.__dict__.get("_hyperzoo_plan")
     if len(graphs) == 1 and cached is not None and cached[0] == key:
         return cached[1]
     n = sum(int(g.num_nodes) for g in graphs)
-    forward, backward = sweep_plan(n, edge_index, edge_dist)
+    forward, backward = sweep_plan(n, edge_index, edge_dist, dtype=dtype)
     plan = ([step.to(device) for step in forward], [step.to(device) for step in backward])
     if len(graphs) == 1:
         graph.__dict__["_hyperzoo_plan"] = (key, plan)

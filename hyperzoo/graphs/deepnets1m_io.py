@@ -21,8 +21,9 @@ What the files hold, checked against networks rebuilt from their ``net_args`` (t
   on these files) read them as if aligned. ghn3's "stem_type 1 wiring" repair inspects fixed rows of ``adj``
   by those labels; on these files the wiring is already right and that repair would change correct edges.
   Use ``rebuild=True`` for graphs with aligned labels.
-* ViT nets: the reference run under torch 2.14 stored no ``msa`` nodes (its autograd pattern for attention no
-  longer matches), so their node lists differ from a rebuilt graph.
+* Nets with ``msa`` cells: the reference run under torch 2.14 stored no ``msa`` nodes (its positional autograd
+  pattern for attention no longer matches) and a ``sum`` node after the positional encoding; a rebuilt graph with
+  the default ``"ghn2"`` rules of :func:`~hyperzoo.graphs.graph_from_module` equals the stored one as well.
 """
 
 from __future__ import annotations

@@ -28,7 +28,26 @@ from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.param_ops import FUNCTION_OPS, NORM_OPS, function_prefix, param_op
 from hyperzoo.graphs.topology import topological_order
 
-__all__ = ["UnmappedModuleError", "graph_from_module"]
+__all__ = ["GRAPH_RULES", "UnmappedModuleError", "graph_from_module"]
+
+GRAPH_RULES = ("ghn2", "hyperzoo")
+"""The two filter dialects of :func:`graph_from_module`:
+
+- ``"ghn2"`` (default): the reference GHN-2's rules as they act under current torch (ppuda ``Graph``): a product
+  becomes a ``cse`` node only when the node two places before it (in the reference's order) is a ``Hard*``
+  function, so the squeeze-excitation products of torchvision models (MobileNetV3, RegNetY, EfficientNet) get no
+  node and both inputs of the product feed the next layer; attention kernels (``Softmax``, fused scaled-dot-product
+  attention) are not nodes, so ``msa`` appears only through the reference's positional ``Clone`` rule (which
+  torch >= 2 never meets, so DeepNets-1M ``msa`` cells have no ``msa`` node, as in the published files); and the
+  positional encoding of DeepNets-1M networks (a ``PosEnc`` module) gets its own ``sum`` node, whose inputs are
+  the stem and the encoding (the encoding node itself has no input).
+- ``"hyperzoo"``: hyperzoo's extensions: a product with a (hard) sigmoid gate among two or more inputs is a ``cse``
+  node, and ``Softmax`` / fused attention kernels are ``msa`` nodes (transformers keep an attention node); no
+  ``PosEnc`` sum.
+"""
+
+# function prefixes that are nodes only under the "hyperzoo" rules
+_HYPERZOO_FUNCTIONS = frozenset(k for k, v in FUNCTION_OPS.items() if v == "msa" and k != "Clone")
 
 
 class UnmappedModuleError(HyperzooError):
@@ -44,10 +63,11 @@ class _Node:
     is_param: bool = False
     succ: set[int] = field(default_factory=set)
     prefix: str | None = None  # function_prefix(name) of a function node, set by _filter
+    pos_enc: bool = False  # the parameter of a DeepNets-1M ``PosEnc`` module (the "ghn2" rules add a sum after it)
 
 
 def _make_inputs(
-    model: nn.Module, input_size: int | tuple[int, ...] | None, meta: bool = False
+    model: nn.Module, input_size: int | tuple[int, ...] | None, meta: bool = False, batch: int = 1
 ) -> tuple[Tensor, tuple[int, ...]]:
     size = input_size if input_size is not None else getattr(model, "expected_input_size", None)
     if size is None:
@@ -59,12 +79,13 @@ def _make_inputs(
             "or pass inputs= explicitly"
         )
     chw = (3, dims[0], dims[0]) if len(dims) == 1 else (3, *dims) if len(dims) == 2 else dims
-    # batch of 2: batch-norm layers in training mode reject a batch of one
+    # one image, as the reference: a larger batch makes some reshapes copies (Clone nodes), which moves the
+    # reference's positional rules; the caller retries with 2 when batch norm in training mode rejects one image
     if meta:
-        return torch.empty(2, *chw, device="meta"), chw
+        return torch.empty(batch, *chw, device="meta"), chw
     gen = torch.Generator().manual_seed(0)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return torch.randn(2, *chw, generator=gen).to(device), chw
+    return torch.randn(batch, *chw, generator=gen).to(device), chw
 
 
 def _output_tensors(out: Any) -> list[Tensor]:
@@ -119,7 +140,7 @@ def _trace(
             if op in NORM_OPS and leaf == "bias":
                 covered.add(id(var))  # predicted together with the norm weight
                 continue
-            nodes.append(_Node(full, op=op, param=var, is_param=True))
+            nodes.append(_Node(full, op=op, param=var, is_param=True, pos_enc=type(module).__name__ == "PosEnc"))
             covered.add(id(var))
             seen[child] = (len(nodes) - 1, full)
             leaves.append(len(nodes) - 1)
@@ -188,12 +209,14 @@ def _rewire_weight_sources(nodes: list[_Node]) -> None:
         pred[i].discard(i)
 
 
-def _passes() -> list[tuple[str, Any]]:
+def _passes(rules: str = "ghn2") -> list[tuple[str, Any]]:
     """The reference's filter passes, in its order; each is ``(label, keep(i, nodes, adj) -> bool)``."""
 
     def mul(i: int, ns: list[_Node], a: np.ndarray) -> bool:
-        # squeeze-excitation: the product with a (hard) sigmoid gate; the reference's rule is positional
-        # (a Hard* node two places earlier), this one reads the gate among the product's inputs
+        # squeeze-excitation: the reference's rule is positional (a Hard* node two places earlier); the
+        # "hyperzoo" rules also keep a product with a (hard) sigmoid gate among its inputs
+        if rules == "ghn2":
+            return ns[i - 2].name.startswith("Hard")
         preds = np.flatnonzero(a[:, i])
         gates = [function_prefix(ns[p].name) for p in preds if not ns[p].is_param]
         gated = len(preds) > 1 and any(g in ("Sigmoid", "Hardsigmoid") for g in gates)
@@ -224,16 +247,17 @@ def _passes() -> list[tuple[str, Any]]:
     ]
 
 
-def _filter(nodes: list[_Node], adj: np.ndarray) -> tuple[list[_Node], np.ndarray]:
+def _filter(nodes: list[_Node], adj: np.ndarray, rules: str = "ghn2") -> tuple[list[_Node], np.ndarray]:
     """Contract the function nodes outside the vocabulary, pass by pass (reference: ``_filter_graph``)."""
     for node in nodes:
         node.prefix = None if node.is_param or node.name == "input" else function_prefix(node.name)
-    for label, keep in _passes():
+    extra = _HYPERZOO_FUNCTIONS if rules == "ghn2" else frozenset()
+    for label, keep in _passes(rules):
         kept: list[int] = []
         for i, node in enumerate(nodes):
             pre = node.prefix
             if label == "*":
-                targeted = pre is not None and pre not in FUNCTION_OPS
+                targeted = pre is not None and (pre not in FUNCTION_OPS or pre in extra)
             else:
                 targeted = pre is not None and pre.startswith(label)
             if targeted and not keep(i, nodes, adj):
@@ -268,6 +292,7 @@ def graph_from_module(
     name: str | None = None,
     param_ops: Mapping[str, str] | None = None,
     meta: bool = True,
+    rules: str = "ghn2",
 ) -> ArchGraph:
     """Build the :class:`ArchGraph` of ``model`` from one forward pass.
 
@@ -286,16 +311,19 @@ def graph_from_module(
             forward cannot run on meta tensors (an op without a meta kernel, data-dependent control flow) fall back
             to a real pass; ``False`` forces the real pass. Both give equal graphs for all 80 torchvision
             classifiers (``experiments/check_meta_trace.py``).
+        rules: ``"ghn2"`` (the reference GHN-2's node rules, the default) or ``"hyperzoo"`` (``cse`` nodes for
+            sigmoid-gated products, ``msa`` nodes for attention kernels); see :data:`GRAPH_RULES`.
 
     Returns:
         The graph; ``graph.unmapped`` lists the parameters without a node (``graph.unmapped_modules`` their
         modules), ``graph.num_params`` counts the parameters of the model.
 
     Raises:
-        ConfigError: bad ``input_size``.
+        ConfigError: bad ``input_size`` or ``rules``.
         HyperzooError: the forward pass fails or no output depends on a parameter.
         UnmappedModuleError: with ``strict=True``, parameters that no op stands for.
     """
+    _check_rules(rules)
     own = getattr(model, "name", None)
     name = name or (own if isinstance(own, str) and own else type(model).__name__)
     named = list(model.named_parameters(remove_duplicate=True))
@@ -322,15 +350,22 @@ def graph_from_module(
     nodes: list[_Node] | None = None
     covered: set[int] = set()
     if meta:
-        meta_args = (_make_inputs(model, input_size, meta=True)[0],) if inputs is None else args
-        try:
-            nodes, covered = _trace_on_meta(model, meta_args, kwargs, param_map, param_ops)
-        except Exception:  # an op without a meta kernel or data-dependent control flow: trace for real
-            nodes = None
+        for batch in (1, 2) if inputs is None else (0,):
+            meta_args = (_make_inputs(model, input_size, meta=True, batch=batch)[0],) if inputs is None else args
+            try:
+                nodes, covered = _trace_on_meta(model, meta_args, kwargs, param_map, param_ops)
+                break
+            except Exception:  # no meta kernel, data-dependent control flow, batch norm on one 1x1 map
+                nodes = None
     if nodes is None:
         if inputs is None:
-            args = (_make_inputs(model, input_size)[0],)
-        nodes, covered = _trace_for_real(model, args, kwargs, param_map, param_ops, named, name, size_info)
+            try:
+                args = (_make_inputs(model, input_size)[0],)
+                nodes, covered = _trace_for_real(model, args, kwargs, param_map, param_ops, named, name, size_info)
+            except HyperzooError:  # e.g. batch norm in training mode on a 1x1 map rejects a single image
+                args = (_make_inputs(model, input_size, batch=2)[0],)
+        if nodes is None:
+            nodes, covered = _trace_for_real(model, args, kwargs, param_map, param_ops, named, name, size_info)
 
     missing = [full for full, p in named if id(p) not in covered]
     unmapped_modules = sorted({f"{module_of[m][0] or '<root>'} ({module_of[m][1]})" for m in missing})
@@ -348,7 +383,13 @@ def graph_from_module(
         input_size=size_info,
         unmapped=missing,
         unmapped_modules=unmapped_modules,
+        rules=rules,
     )
+
+
+def _check_rules(rules: str) -> None:
+    if rules not in GRAPH_RULES:
+        raise ConfigError(f"unknown graph rules {rules!r}: use one of {', '.join(GRAPH_RULES)}")
 
 
 def _run_forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], name: str, size: Any) -> list[Tensor]:
@@ -510,13 +551,15 @@ def _meta_trace_kernels() -> Iterator[None]:
         lib._destroy()
 
 
-def build_arch_graph(nodes: list[_Node], s_max: int, name: str, **extra: Any) -> ArchGraph:
+def build_arch_graph(nodes: list[_Node], s_max: int, name: str, rules: str = "ghn2", **extra: Any) -> ArchGraph:
     """The steps after a trace, shared by every source of graphs (modules, ONNX files).
 
     Rewires weight sources onto the data path, adds the input node (it feeds every source: the first layer, and
     parameters such as class tokens or tables), orders the nodes as the reference does, filters them with the
-    reference's rules and builds the :class:`ArchGraph`; ``extra`` goes to :meth:`ArchGraph.from_dag`.
+    reference's rules (``rules``: see :data:`GRAPH_RULES`) and builds the :class:`ArchGraph`; ``extra`` goes to
+    :meth:`ArchGraph.from_dag`.
     """
+    _check_rules(rules)
     _rewire_weight_sources(nodes)
     has_pred = np.zeros(len(nodes), dtype=bool)
     for node in nodes:
@@ -530,7 +573,10 @@ def build_arch_graph(nodes: list[_Node], s_max: int, name: str, **extra: Any) ->
     if edges:
         pairs = np.asarray(edges, dtype=np.int64)
         adj[rank[pairs[:, 0]], rank[pairs[:, 1]]] = True
-    nodes, adj = _filter([nodes[i] for i in order], adj)
+    nodes = [nodes[i] for i in order]
+    if rules == "ghn2":
+        nodes, adj = _pos_enc_sums(nodes, adj)
+    nodes, adj = _filter(nodes, adj, rules)
 
     ops: list[str] = []
     names: list[str] = []
@@ -556,6 +602,19 @@ def build_arch_graph(nodes: list[_Node], s_max: int, name: str, **extra: Any) ->
         ops, names, shapes, torch.from_numpy(np.stack([src, dst]).astype(np.int64)),
         s_max=s_max, name=name, sort=False, **extra,
     )  # fmt: skip
+
+
+def _pos_enc_sums(nodes: list[_Node], adj: np.ndarray) -> tuple[list[_Node], np.ndarray]:
+    """The reference's transformer adjustment: a ``sum`` node right after each DeepNets-1M ``PosEnc`` node.
+
+    The sum takes over the encoding's edges (the stem feeds it, it feeds the cells) and the encoding node keeps one
+    edge, into the sum, and no input (as in ppuda ``Graph._build_graph``, which also adds it after the input node).
+    """
+    for i in [k for k, node in enumerate(nodes) if node.pos_enc][::-1]:
+        adj = np.insert(np.insert(adj, i, False, axis=0), i, False, axis=1)  # row/column i: the bare encoding
+        adj[i, i + 1] = True
+        nodes.insert(i + 1, _Node("AddBackward0"))  # the sum gets row i + 1: the encoding's former edges
+    return nodes, adj
 
 
 def _module_name(param_name: str) -> str:

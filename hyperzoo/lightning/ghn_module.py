@@ -43,11 +43,17 @@ def reshape_graph(graph: ArchGraph, net: nn.Module) -> ArchGraph:
     return out
 
 
-def build_target(net_args: dict[str, Any], num_classes: int, width: int | None = None) -> nn.Module:
-    """The network of ``net_args`` on the meta device, batch-norm in batch-statistics mode (no running stats)."""
+def build_target(
+    net_args: dict[str, Any], num_classes: int, width: int | None = None, fc_dim: int | None = None
+) -> nn.Module:
+    """The network of ``net_args`` on the meta device, batch-norm in batch-statistics mode (no running stats).
+
+    ``width`` and ``fc_dim`` replace the stored ``C`` and classifier width where given.
+    """
     from hyperzoo.nets.deepnets1m import build_network
 
-    net = build_network(net_args, C=width, num_classes=num_classes, device="meta")
+    extra: dict[str, Any] = {} if fc_dim is None or "model" in net_args else {"fc_dim": fc_dim}
+    net = build_network(net_args, C=width, num_classes=num_classes, device="meta", **extra)
     return set_bn_batch_stats(net)
 
 
@@ -84,8 +90,15 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         milestones, gamma, warmup_epochs: schedule settings, in epochs.
         label_smoothing: of the cross-entropy loss (0.1 on ImageNet in the references).
         predparam_wd: weight of GHN-3's penalty ``sum ||p||_F`` over predicted tensors (3e-5 in GHN-3, 0 in GHN-2).
-        widths: training networks are built with a width drawn from this list at every step (the reference draws
-            from 32..128 step 16 for CIFAR-10); None keeps each graph's stored width (32 for DeepNets-1M).
+        width_rule: how each training network's width ``C`` and classifier width ``fc_dim`` are chosen at every
+            step. ``"reference"`` (the GHN-2 recipe, ppuda's training loader): by the network's size
+            (:func:`~hyperzoo.nets.deepnets1m.reference_training_widths`: narrow ranges for networks over 0.2/0.4/
+            0.8 M parameters, with 5x5/7x7 convs, without global pooling or with many cells), ``C`` from
+            ``widths`` (default 32..128 step 16) and ``fc_dim`` from ``fc_dims`` (default 64..512 step 64).
+            ``"uniform"`` (hyperzoo's former rule): ``C`` uniformly from ``widths`` whatever the network, ``fc_dim``
+            as stored (256 in DeepNets-1M); ``widths=None`` keeps each graph's stored width (32 for DeepNets-1M).
+        widths: candidate widths ``C`` (see ``width_rule``).
+        fc_dims: candidate classifier widths of the ``"reference"`` rule (None: 64..512 step 64).
         channels_last: run the target networks' convolutions channels-last (about 2x faster on CPU).
         max_bad_steps: consecutive non-finite steps tolerated before aborting.
     """
@@ -106,10 +119,14 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         label_smoothing: float = 0.0,
         predparam_wd: float = 0.0,
         widths: list[int] | None = None,
+        width_rule: Literal["reference", "uniform"] = "uniform",
+        fc_dims: list[int] | None = None,
         channels_last: bool = True,
         max_bad_steps: int = 50,
     ) -> None:
         super().__init__()
+        if width_rule not in ("reference", "uniform"):
+            raise ValueError(f"width_rule must be 'reference' or 'uniform', got {width_rule!r}")
         self.save_hyperparameters()
         self.ghn: GHN = create_ghn(ghn, num_classes=num_classes, **(ghn_kwargs or {}))
         self.bad_steps = 0
@@ -124,11 +141,21 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
     # ------------------------------------------------------------------ targets
     def _targets(self, graphs: list[ArchGraph], widths: list[int] | None) -> tuple[list[nn.Module], list[ArchGraph]]:
         nets, out_graphs = [], []
+        reference = self.hp.get("width_rule", "uniform") == "reference"
         for g in graphs:
-            width = self._rng.choice(widths) if widths else None
-            net = build_target(g.net_args, self.hp.num_classes, width)
+            fc_dim: int | None = None
+            width: int | None
+            if reference and "model" not in g.net_args:
+                from hyperzoo.nets.deepnets1m import REFERENCE_FC_DIMS, REFERENCE_WIDTHS, reference_training_widths
+
+                width, fc_dim = reference_training_widths(
+                    g.net_args, self._rng, widths or REFERENCE_WIDTHS, self.hp.get("fc_dims") or REFERENCE_FC_DIMS
+                )
+            else:
+                width = self._rng.choice(widths) if widths else None
+            net = build_target(g.net_args, self.hp.num_classes, width, fc_dim)
             nets.append(net)
-            out_graphs.append(reshape_graph(g, net) if width is not None else g)
+            out_graphs.append(reshape_graph(g, net) if width is not None or fc_dim is not None else g)
         return nets, out_graphs
 
     def _prepare(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -151,7 +178,9 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         losses, correct = [], []
         for net, params in zip(nets, preds):
             logits = _logits(net, self._prepare(params), images)
-            losses.append(F.cross_entropy(logits.float(), labels, label_smoothing=self.hp.label_smoothing))
+            if logits.dtype not in (torch.float32, torch.float64):
+                logits = logits.float()  # the loss of half-precision logits in float32; float64 stays float64
+            losses.append(F.cross_entropy(logits, labels, label_smoothing=self.hp.label_smoothing))
             correct.append((logits.argmax(1) == labels).float().mean())
         loss = torch.stack(losses).mean()
         if self.hp.predparam_wd > 0:

@@ -12,10 +12,33 @@ from hyperzoo.errors import DataError
 
 def test_meta_batches_respect_size_and_node_budget():
     nodes = np.array([100, 300, 50, 400, 200, 100, 100, 600])
-    groups = meta_batches(range(8), nodes, meta_batch=3, max_nodes=700)
+    groups = meta_batches(range(8), nodes, meta_batch=3, max_nodes=700, overflow="carry")
     assert [i for g in groups for i in g] == list(range(8))  # nothing lost, order kept
     assert all(len(g) <= 3 and nodes[g].sum() <= 700 for g in groups)
     assert meta_batches(range(4), nodes, meta_batch=8, max_nodes=None) == [[0, 1, 2, 3]]
+
+
+def test_meta_batches_over_the_budget_are_skipped_by_default():
+    """The reference's rule: consecutive groups of meta_batch graphs, a group over the budget dropped whole."""
+    nodes = np.array([100, 300, 50, 400, 200, 100, 100, 600])
+    # groups [0 1 2] = 450, [3 4 5] = 700, [6 7] = 700 (the last group is smaller): all within 700
+    assert meta_batches(range(8), nodes, meta_batch=3, max_nodes=700) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    # with 650, [3 4 5] and [6 7] are over: dropped, not regrouped
+    assert meta_batches(range(8), nodes, meta_batch=3, max_nodes=650) == [[0, 1, 2]]
+    assert meta_batches([7, 0, 1], nodes, meta_batch=2, max_nodes=650) == [[1]]
+    with pytest.raises(DataError, match="overflow"):
+        meta_batches(range(8), nodes, meta_batch=3, max_nodes=650, overflow="drop")
+
+
+def test_sampler_skips_or_carries_over_the_budget():
+    nodes = np.array([1000] * 4 + [100] * 4)
+    skip = [g for _, g in MetaBatchSampler(160, 8, nodes, meta_batch=4, max_nodes=2200, num_replicas=1, rank=0)]
+    assert all(len(g) == 4 and nodes[g].sum() <= 2200 for g in skip)  # full meta-batches only: 3+ big ones dropped
+    carry = MetaBatchSampler(160, 8, nodes, meta_batch=4, max_nodes=2200, num_replicas=1, rank=0, overflow="carry")
+    carried = [g for _, g in carry]
+    assert all(nodes[g].sum() <= 2200 for g in carried) and any(len(g) < 4 for g in carried)
+    with pytest.raises(DataError, match="no meta-batch"):
+        next(iter(MetaBatchSampler(16, 8, np.array([1500, 1500]), meta_batch=2, max_nodes=2200)))
 
 
 def test_sampler_pairs_every_image_batch_with_a_meta_batch():

@@ -1,12 +1,20 @@
-"""GHN-2 loads the reference checkpoint and predicts what the reference ppuda predicts (``shared/conformance``)."""
+"""GHN-2 loads the reference checkpoint and predicts what the reference ppuda predicts (``shared/conformance``).
+
+``ppuda_ghn2_seed0.json`` and ``ppuda_ghn2_seed0_more.json`` (35 further torchvision classifiers, every one the
+reference handles fully; the lists are in ``tests/graphs/test_conformance.py``) hold fingerprints of every predicted
+tensor. The networks of the second file are built with their parameters on the ``meta`` device: prediction reads
+only shapes and module types, and RegNetY-128GF (644 M parameters) would not fit twice in memory otherwise.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,6 +28,7 @@ from hyperzoo.nets import create_model  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CHECKPOINT = SHARED / "conformance" / "ghn2_cifar10_seed0.pt"
 FINGERPRINTS = SHARED / "conformance" / "ppuda_ghn2_seed0.json"
+MORE = SHARED / "conformance" / "ppuda_ghn2_seed0_more.json"
 RTOL = 1e-4
 
 pytestmark = pytest.mark.skipif(
@@ -31,6 +40,13 @@ pytestmark = pytest.mark.skipif(
 @lru_cache(maxsize=1)
 def fingerprints() -> dict:
     return json.loads(FINGERPRINTS.read_text())
+
+
+@lru_cache(maxsize=1)
+def more_fingerprints() -> dict:
+    if not MORE.is_file():
+        pytest.skip(f"conformance data not found ({MORE.name} beside the repo in shared/)")
+    return json.loads(MORE.read_text())
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +94,45 @@ def test_checkpoint_loads_with_weights_only():
 SLOW = pytest.mark.slow  # the two largest graphs: run with -m slow
 
 
+def check_predictions(pred: dict[str, torch.Tensor], ref: dict) -> None:
+    assert sorted(pred) == sorted(ref)
+    worst = {"norm": 0.0, "sum": 0.0, "vals": 0.0}
+    bad = []
+    for key, fp in ref.items():
+        assert list(pred[key].shape) == fp["shape"], key
+        err = relative_errors(pred[key], fp)
+        worst = {k: max(worst[k], err[k]) for k in worst}
+        if max(err.values()) > RTOL:
+            bad.append((key, err))
+    assert not bad, f"{len(bad)} of {len(ref)} tensors differ from the reference, e.g. {bad[:3]} (worst {worst})"
+
+
+def _graph_conformance_module() -> Any:
+    """``tests/graphs/test_conformance.py`` (its model lists), loaded under its own name."""
+    path = Path(__file__).resolve().parents[1] / "graphs" / "test_conformance.py"
+    spec = importlib.util.spec_from_file_location("_hyperzoo_graph_conformance", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_GRAPHS = _graph_conformance_module()
+MORE_MODELS, parameters_on_meta = _GRAPHS.MORE_MODELS, _GRAPHS.parameters_on_meta
+
+
+@pytest.mark.parametrize("name", MORE_MODELS)
+def test_more_predictions_match_reference(name):
+    ref = more_fingerprints()["models"][name]
+    with parameters_on_meta():
+        model = create_model(name, num_classes=10, adapt_cifar=True).eval()
+    graph = graph_from_module(model)
+    with torch.no_grad():
+        pred = ghn().predict_parameters(graph, model)
+    assert len(ref["params"]) == len(dict(model.named_parameters()))  # the reference predicted every tensor
+    check_predictions(pred, ref["params"])
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -95,13 +150,4 @@ def test_predictions_match_reference(name):
     model, graph = build(name)
     with torch.no_grad():
         pred = ghn().predict_parameters(graph, model)
-    assert sorted(pred) == sorted(ref)
-    worst = {"norm": 0.0, "sum": 0.0, "vals": 0.0}
-    bad = []
-    for key, fp in ref.items():
-        assert list(pred[key].shape) == fp["shape"], key
-        err = relative_errors(pred[key], fp)
-        worst = {k: max(worst[k], err[k]) for k in worst}
-        if max(err.values()) > RTOL:
-            bad.append((key, err))
-    assert not bad, f"{len(bad)} of {len(ref)} tensors differ from the reference, e.g. {bad[:3]} (worst {worst})"
+    check_predictions(pred, ref)

@@ -145,8 +145,22 @@ def test_squeeze_excitation_and_pooling_nodes():
     from torchvision.ops import SqueezeExcitation
 
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.MaxPool2d(2), SqueezeExcitation(8, 4), nn.AvgPool2d(3))
-    g = graph_from_module(model, input_size=16)
+    g = graph_from_module(model, input_size=16, rules="hyperzoo")
     assert "cse" in g.op_names and "glob_avg" in g.op_names
+    # the reference GHN-2 rules (default): no node for the excitation product; the block input (the max pool)
+    # and the second 1x1 conv's bias both feed the next node directly
+    ref = graph_from_module(model, input_size=16)
+    assert "cse" not in ref.op_names and "glob_avg" in ref.op_names
+    assert ref.num_nodes == g.num_nodes - 1
+    pool, bias, after = (
+        ref.op_names.index("max_pool"),
+        ref.param_names.index("2.fc2.bias"),
+        ref.op_names.index("avg_pool"),
+    )
+    real = {tuple(e) for e, d in zip(ref.edge_index.t().tolist(), ref.edge_dist.tolist()) if d == 1}
+    assert {(pool, after), (bias, after)} <= real
+    with pytest.raises(ConfigError, match="unknown graph rules"):
+        graph_from_module(model, input_size=16, rules="ppuda")
     i = g.op_names.index("max_pool")
     assert g.param_names[i] == "max_pool" and g.shape[i].tolist() == [1, 1, 2, 2]
     assert g.shape[g.op_names.index("avg_pool")].tolist() == [1, 1, 3, 3]

@@ -17,9 +17,12 @@ from hyperzoo.nets.deepnets1m.genotypes import (
 from hyperzoo.nets.deepnets1m.network import NET_ARGS_KEYS, Cell, Network, build_network, skip_init
 from hyperzoo.nets.deepnets1m.sampler import (
     GENERATOR_C,
+    REFERENCE_FC_DIMS,
+    REFERENCE_WIDTHS,
     SamplerConfig,
     check_size,
     genotype_rejection,
+    reference_training_widths,
     sample_net_args,
     sample_valid_net_args,
 )
@@ -43,6 +46,8 @@ __all__ = [
     "NUM_BUCKETS",
     "PDARTS",
     "PRIMITIVES_DARTS_EXT",
+    "REFERENCE_FC_DIMS",
+    "REFERENCE_WIDTHS",
     "SPLITS",
     "Cell",
     "Genotype",
@@ -59,6 +64,7 @@ __all__ = [
     "get_split",
     "iter_split",
     "predefined_net_args",
+    "reference_training_widths",
     "sample_genotype",
     "sample_net_args",
     "sample_valid_net_args",

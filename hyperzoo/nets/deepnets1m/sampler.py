@@ -19,9 +19,12 @@ from hyperzoo.nets.deepnets1m.genotypes import Genotype, sample_genotype
 
 __all__ = [
     "GENERATOR_C",
+    "REFERENCE_FC_DIMS",
+    "REFERENCE_WIDTHS",
     "SamplerConfig",
     "check_size",
     "genotype_rejection",
+    "reference_training_widths",
     "sample_net_args",
     "sample_valid_net_args",
 ]
@@ -181,3 +184,71 @@ def sample_valid_net_args(
         if counts is not None:
             return {**net_args, "num_params": counts}
     raise RuntimeError(f"no valid architecture in {max_tries} draws with {config}")
+
+
+# The widths the reference's GHN training loader draws from (ppuda ``DeepNets1M(num_ch=(32, 128), fc_dim=(64, 512))``).
+REFERENCE_WIDTHS: tuple[int, ...] = tuple(range(32, 129, 16))  # 32, 48, ..., 128
+REFERENCE_FC_DIMS: tuple[int, ...] = tuple(range(64, 513, 64))  # 64, 128, ..., 512
+
+
+def reference_training_widths(
+    net_args: Mapping[str, Any],
+    rng: random.Random,
+    widths: tuple[int, ...] | list[int] = REFERENCE_WIDTHS,
+    fc_dims: tuple[int, ...] | list[int] = REFERENCE_FC_DIMS,
+    imagenet: bool = False,
+) -> tuple[int, int]:
+    """The width ``C`` and classifier width ``fc_dim`` of one training network, by the reference's rules.
+
+    The reference's DeepNets-1M training loader (ppuda ``DeepNets1M.__getitem__``) narrows the width range for
+    large or hard networks, with ``P`` the stored parameter count (millions, at ``C = 32``) and ``widths`` /
+    ``fc_dims`` sorted ascending:
+
+    ==============================================================================  =========================
+    condition (first that holds)                                                    ``C`` drawn uniformly from
+    ==============================================================================  =========================
+    ``P > 0.8``, or no global pooling, or a ``conv_5x5``/``conv_7x7`` op, or > 12 cells  ``widths[0]`` only
+    ``P > 0.4`` or > 10 cells                                                       the first 2 widths
+    ``P > 0.2`` or > 8 cells                                                        the first 3 widths
+    otherwise                                                                       all widths
+    ==============================================================================  =========================
+
+    ``fc_dim`` is drawn from the first 4 of ``fc_dims`` (64..256), or from all of them (64..512) when the last
+    case drew ``C <= 64``. (In ppuda the classifier width is drawn first; here both come from ``rng`` in the order
+    fc, C, fc, so equal seeds give equal draws across calls, not the reference's torch stream.)
+
+    Args:
+        net_args: the stored ``net_args`` (``num_params``, ``glob_avg``, ``n_cells``, ``genotype``).
+        rng: the random stream.
+        widths: candidate widths (reference: 32..128 step 16).
+        fc_dims: candidate classifier widths (reference: 64..512 step 64).
+        imagenet: read the ImageNet parameter count instead of the CIFAR-10 one.
+
+    Returns:
+        ``(C, fc_dim)``.
+    """
+    widths, fc_dims = sorted(widths), sorted(fc_dims)
+    counts = net_args.get("num_params") or {}
+    millions = float(counts.get("imagenet" if imagenet else "cifar10", 0)) / 1e6
+    genotype = net_args.get("genotype") or {}
+    ops = [op[0] for op in (_as_list(genotype, "normal") + _as_list(genotype, "reduce"))]
+    dense = any(op in ("conv_5x5", "conv_7x7") for op in ops)
+    n_cells = int(net_args.get("n_cells", 0))
+    fc = rng.choice(fc_dims[:4])
+    if millions > 0.8 or not net_args.get("glob_avg", True) or dense or n_cells > 12:
+        C = widths[0]
+    elif millions > 0.4 or n_cells > 10:
+        C = rng.choice(widths[:2])
+    elif millions > 0.2 or n_cells > 8:
+        C = rng.choice(widths[:3])
+    else:
+        C = rng.choice(widths)
+        if C <= 64:
+            fc = rng.choice(fc_dims)
+    return int(C), int(fc)
+
+
+def _as_list(genotype: Any, key: str) -> list[Any]:
+    """The ops of a genotype in dict form (stored ``net_args``) or as a :class:`Genotype`."""
+    ops = genotype.get(key, []) if isinstance(genotype, Mapping) else getattr(genotype, key, [])
+    return list(ops)
