@@ -133,8 +133,6 @@ class ResumableCheckpoint(Checkpoint):
         n = self.every_n_train_steps
         if self._interrupted or (n and step % n == 0 and step != self.last_saved_step):
             self.save(trainer)
-        if self._interrupted:
-            self._stop(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # mid-epoch validation (val_check_interval); the epoch-end one is covered by on_train_epoch_end
@@ -143,12 +141,19 @@ class ResumableCheckpoint(Checkpoint):
         if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             return
         self.save(trainer)
-        if self._interrupted:
-            self._stop(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.save(trainer)
-        if self._interrupted:
+
+    # After Ctrl-C the stop comes at the start of the next step or epoch: the interrupted step's metrics are logged
+    # (Lightning logs them after on_train_batch_end), and the checkpoint written at its end is the resume point.
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._interrupted and self.last_saved_step == trainer.global_step:
+            self._stop(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._interrupted and self.last_saved_step == trainer.global_step:
             self._stop(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
