@@ -8,7 +8,7 @@ in ``on_after_batch_transfer``, so a LightningModule always receives normalized 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -96,6 +96,8 @@ class ImageDataModule(LightningDataModule):
         in_memory: hold the cache in RAM; None decides by size (up to 4 GiB).
         pin_memory: pin batches for faster host-to-GPU copies.
         drop_last: drop the last incomplete training batch of each epoch.
+        bad_images: image files that cannot be decoded when the cache is built: ``"fail"`` (an error naming the
+            file) or ``"skip"`` (left out, with a warning giving their count and the first paths).
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class ImageDataModule(LightningDataModule):
         in_memory: bool | None = None,
         pin_memory: bool = False,
         drop_last: bool = False,
+        bad_images: Literal["fail", "skip"] = "fail",
     ):
         super().__init__()
         if dataset not in DATASETS:
@@ -141,6 +144,7 @@ class ImageDataModule(LightningDataModule):
         self.num_workers, self.cache_dir, self.download = num_workers, cache_dir, download
         self.augment, self.val_size, self.limit, self.seed = augment, val_size, limit, seed
         self.in_memory, self.pin_memory, self.drop_last = in_memory, pin_memory, drop_last
+        self.bad_images = bad_images
         known = _KNOWN.get(dataset)
         default_mean, default_std = (known[2], known[3]) if known else (IMAGENET_MEAN, IMAGENET_STD)
         self.mean = tuple(mean) if mean is not None else default_mean
@@ -201,7 +205,7 @@ class ImageDataModule(LightningDataModule):
 
     def _cache(self, split: str) -> H5ImageDataset:
         name = self.dataset if self.root != "sample" else f"{self.dataset}-sample"
-        path = build_h5_cache(self.source, split, name, self.cache_dir, self._image_size)
+        path = build_h5_cache(self.source, split, name, self.cache_dir, self._image_size, bad_images=self.bad_images)
         return H5ImageDataset(path, in_memory=self.in_memory)
 
     def prepare_data(self) -> None:

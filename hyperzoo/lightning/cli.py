@@ -152,6 +152,12 @@ def quiet_lightning() -> None:
                 handler.addFilter(drop)
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r'\.fit\(ckpt_path="last"\) is set, but there is no last checkpoint')
+    # only while no metric of the monitored key's group (`val/...`) exists, i.e. validation has not run yet
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`?ModelCheckpoint\(monitor='(?P<group>[^'/]+)/[^']*'\)`? could not find the monitored key in the "
+        r"returned metrics: \[(?!.*'(?P=group)/)",
+    )
 
 
 _NOISE = (
