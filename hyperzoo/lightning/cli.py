@@ -145,11 +145,12 @@ def quiet_lightning() -> None:
     - ``ModelCheckpoint(monitor=...) could not find the monitored key`` when no validation ran yet (short runs,
       ``max_steps`` before the first epoch end): the best checkpoint is kept once validation runs.
     """
-    drop = _DropLines("💡 Tip:")
-    for name in ("lightning.pytorch", "pytorch_lightning"):
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, _DropLines) for f in handler.filters):
-                handler.addFilter(drop)
+    # the tips come through rank_zero_info, whose records are created by these loggers (a logger's own filters
+    # see every record it creates, whichever handlers then print it)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in log.filters):
+            log.addFilter(_DropLines("💡 Tip:"))
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r'\.fit\(ckpt_path="last"\) is set, but there is no last checkpoint')
     # only while no metric of the monitored key's group (`val/...`) exists, i.e. validation has not run yet

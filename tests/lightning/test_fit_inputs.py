@@ -160,12 +160,12 @@ def test_rerun_resumes_and_writes_no_duplicates(tmp_path):
 
 def test_lightning_tip_lines_are_dropped_and_other_lines_kept():
     quiet_lightning()
-    handlers = logging.getLogger("lightning.pytorch").handlers
-    assert handlers
-    tip = logging.LogRecord("lightning.pytorch.x", logging.INFO, "f", 1, "💡 Tip: install litlogger", None, None)
-    other = logging.LogRecord("lightning.pytorch.x", logging.INFO, "f", 1, "Seed set to 0", None, None)
-    for handler in handlers:
-        assert not handler.filter(tip) and handler.filter(other)
+    from lightning.pytorch.utilities.rank_zero import rank_zero_module
+
+    log = rank_zero_module.log  # the logger whose records rank_zero_info creates
+    tip = log.makeRecord(log.name, logging.INFO, "f", 1, "💡 Tip: install litlogger", None, None)
+    other = log.makeRecord(log.name, logging.INFO, "f", 1, "Seed set to 0", None, None)
+    assert not log.filter(tip) and log.filter(other)
 
 
 def test_monitor_warning_is_hidden_only_before_validation_ran():
