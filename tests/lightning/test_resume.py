@@ -169,3 +169,73 @@ def test_ctrl_c_saves_the_current_step_and_resumes(tmp_path, reference, capsys):
     # the interrupted run stopped as step 2 began (before training on it); the rerun continued at step 2
     assert list(map(int, steps)) == [0, 1, 2, *range(2, 10)]
     _assert_same_result(run, reference)
+
+
+def test_ghn_training_resumes_mid_epoch_exactly(tiny_graphs, tmp_path):
+    """GHN training (images + meta-batches of architectures): interrupted mid-epoch at step 3, resumed, equal at 5."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Callback
+
+    from hyperzoo.data import GraphImageDataModule
+    from hyperzoo.lightning import GHNModule
+    from hyperzoo.lightning.resume import ResumableCheckpoint, TrainingInterrupted
+
+    class CtrlC(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def fit(root: Path, extra: list, ckpt_path: str | None = None) -> GHNModule:
+        pl.seed_everything(0, verbose=False)
+        module = GHNModule("ghn2", ghn_kwargs={"hid": 16, "max_shape": [16, 16, 3, 3]}, widths=[8, 16])
+        data = GraphImageDataModule(
+            train_graphs=str(tiny_graphs), root="sample", batch_size=16, meta_batch=2, limit=96  # 6 steps an epoch
+        )
+        trainer = pl.Trainer(
+            accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, max_steps=5,
+            limit_val_batches=0, default_root_dir=str(root),
+            callbacks=[ResumableCheckpoint(str(root / "checkpoints"), every_n_train_steps=2), *extra],
+        )  # fmt: skip
+        trainer.fit(module, data, ckpt_path=ckpt_path)
+        return module
+
+    reference = fit(tmp_path / "reference", [])
+    with pytest.raises(TrainingInterrupted, match="step 3"):
+        fit(tmp_path / "run", [CtrlC()])
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 3
+    resumed = fit(tmp_path / "run", [], str(last))
+    for key, value in reference.ghn.state_dict().items():
+        torch.testing.assert_close(resumed.ghn.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_csv_rows_after_the_checkpoint_are_dropped(tmp_path):
+    from hyperzoo.lightning.loggers import ResumableCSVLogger
+
+    logger = ResumableCSVLogger(tmp_path, name="", version="csv")
+    for step in range(6):
+        logger.log_metrics({"train/loss": float(step)}, step=step)
+    logger.log_metrics({"val/acc": 0.5}, step=3)
+    logger.save()
+    assert logger.drop_rows_after(3) == 2  # steps 4 and 5 (the killed run's, which the resumed run logs again)
+    steps = [r["step"] for r in _rows_at(tmp_path / "csv")]
+    assert steps == ["0", "1", "2", "3", "3"]
+    again = ResumableCSVLogger(tmp_path, name="", version="csv")  # the resumed run appends below
+    again.log_metrics({"train/loss": 4.0}, step=4)
+    again.save()
+    assert [r["step"] for r in _rows_at(tmp_path / "csv")][-1] == "4"
+
+
+def _rows_at(folder: Path) -> list[dict[str, str]]:
+    with (folder / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_bad_checkpoint_interval_is_an_error_and_stale_temporaries_go(tmp_path):
+    from hyperzoo.errors import ConfigError
+    from hyperzoo.lightning.resume import ResumableCheckpoint, find_resumable
+
+    with pytest.raises(ConfigError, match="every_n_train_steps must be >= 0, got -1"):
+        ResumableCheckpoint(every_n_train_steps=-1)
+    (tmp_path / ".last.ckpt.123.tmp").write_bytes(b"half")
+    assert find_resumable(tmp_path) is None and not list(tmp_path.iterdir())
