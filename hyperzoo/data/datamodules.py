@@ -128,8 +128,14 @@ class ImageDataModule(LightningDataModule):
         if dataset not in DATASETS:
             raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
         check_data_args(
-            batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers, val_size=val_size,
-            limit=limit, image_size=image_size, num_classes=num_classes, padding=padding,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            val_size=val_size,
+            limit=limit,
+            image_size=image_size,
+            num_classes=num_classes,
+            padding=padding,
         )
         for name, stats in (("std", std), ("mean", mean)):
             if stats is not None and (

@@ -67,8 +67,16 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         channels_last: bool = True,
     ) -> None:
         check_training_args(
-            "model", num_classes=num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma,
-            warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, max_bad_steps=max_bad_steps, milestones=milestones,
+            "model",
+            num_classes=num_classes,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            gamma=gamma,
+            warmup_epochs=warmup_epochs,
+            label_smoothing=label_smoothing,
+            max_bad_steps=max_bad_steps,
+            milestones=milestones,
         )
         super().__init__()
         self.save_hyperparameters()

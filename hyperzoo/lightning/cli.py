@@ -51,7 +51,7 @@ class HyperzooCLI(LightningCLI):
             )
 
     def before_fit(self) -> None:
-        """Resolves ``ckpt_path: last`` to the run folder's ``last.ckpt`` (None when there is none or in a debug run)."""
+        """Resolves ``ckpt_path: last`` to the run's ``last.ckpt`` (None when there is none, or in a debug run)."""
         cfg = self.config_init[self.subcommand]
         if cfg.get("ckpt_path") != "last":
             return
@@ -151,7 +151,8 @@ def quiet_lightning() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropLines) for f in log.filters):
             log.addFilter(_DropLines("💡 Tip:"))
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    leaf_spec = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    warnings.filterwarnings("ignore", message=leaf_spec, category=FutureWarning)
     warnings.filterwarnings("ignore", message=r'\.fit\(ckpt_path="last"\) is set, but there is no last checkpoint')
     # only while no metric of the monitored key's group (`val/...`) exists, i.e. validation has not run yet
     warnings.filterwarnings(

@@ -110,9 +110,18 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         max_bad_steps: int = 50,
     ) -> None:
         check_training_args(
-            "model", num_classes=num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay, gamma=gamma,
-            warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, predparam_wd=predparam_wd,
-            max_bad_steps=max_bad_steps, milestones=milestones, widths=widths,
+            "model",
+            num_classes=num_classes,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            gamma=gamma,
+            warmup_epochs=warmup_epochs,
+            label_smoothing=label_smoothing,
+            predparam_wd=predparam_wd,
+            max_bad_steps=max_bad_steps,
+            milestones=milestones,
+            widths=widths,
         )
         super().__init__()
         self.save_hyperparameters()

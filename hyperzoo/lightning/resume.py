@@ -44,7 +44,7 @@ def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-        "numpy": [str(np_state[0]), torch.from_numpy(np.asarray(np_state[1]).astype(np.int64)), *map(float, np_state[2:])],
+        "numpy": [str(np_state[0]), torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -148,7 +148,9 @@ class ResumableCheckpoint(Checkpoint):
     # After Ctrl-C the stop comes at the start of the next step or epoch: the interrupted step's metrics are logged
     # (Lightning logs them after on_train_batch_end), and the checkpoint written at its end is the resume point.
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._interrupted and self.last_saved_step == trainer.global_step:
             self._stop(trainer)
 

@@ -1,11 +1,10 @@
-"""Kill-and-resume of a real ``hyperzoo fit`` process: the rerun continues from the last step and ends as if never killed."""
+"""Kill-and-resume of a real ``hyperzoo fit`` process: the rerun continues at the last step, ends as if never killed."""
 
 import csv
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,7 @@ data:
 
 # A callback that records every step it starts (pid, global step) and, once per run folder, sends itself a signal
 # after the step `at_step` (the run folder's `killed` file marks that it did).
-PROBE = '''
+PROBE = """
 import os, signal
 from pathlib import Path
 from lightning.pytorch.callbacks import Callback
@@ -69,7 +68,7 @@ class Probe(Callback):
         if trainer.global_step == self.at_step and not marker.exists():
             marker.touch()
             os.kill(os.getpid(), getattr(signal, self.signal_name))
-'''
+"""
 
 
 def _setup(folder: Path, at_step: int, signal_name: str = "SIGKILL") -> Path:
@@ -189,7 +188,11 @@ def test_ghn_training_resumes_mid_epoch_exactly(tiny_graphs, tmp_path):
         pl.seed_everything(0, verbose=False)
         module = GHNModule("ghn2", ghn_kwargs={"hid": 16, "max_shape": [16, 16, 3, 3]}, widths=[8, 16])
         data = GraphImageDataModule(
-            train_graphs=str(tiny_graphs), root="sample", batch_size=16, meta_batch=2, limit=96  # 6 steps an epoch
+            train_graphs=str(tiny_graphs),
+            root="sample",
+            batch_size=16,
+            meta_batch=2,
+            limit=96,  # 6 steps an epoch
         )
         trainer = pl.Trainer(
             accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, max_steps=5,
