@@ -55,7 +55,8 @@ class HyperzooCLI(LightningCLI):
         cfg = self.config_init[self.subcommand]
         if cfg.get("ckpt_path") != "last":
             return
-        if self.trainer.fast_dev_run:  # a debug run neither resumes a real run nor writes where one resumes from
+        trainer: Any = self.trainer
+        if trainer.fast_dev_run:  # a debug run neither resumes a real run nor writes where one resumes from
             cfg["ckpt_path"] = None
             return
         found = _last_checkpoints(self.trainer)
@@ -63,7 +64,7 @@ class HyperzooCLI(LightningCLI):
             cfg["ckpt_path"] = str(max(found, key=lambda p: p.stat().st_mtime))
             # resuming into a folder with checkpoints is the point here, not a mistake to warn about
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        elif any(isinstance(cb, (ResumableCheckpoint, ModelCheckpoint)) for cb in self.trainer.callbacks):
+        elif any(isinstance(cb, (ResumableCheckpoint, ModelCheckpoint)) for cb in trainer.callbacks):
             cfg["ckpt_path"] = None  # a fresh run: nothing to resume yet, nothing to warn about
 
     def before_instantiate_classes(self) -> None:

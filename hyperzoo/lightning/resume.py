@@ -40,7 +40,7 @@ class TrainingInterrupted(HyperzooError):
 
 def _rng_state() -> dict[str, Any]:
     """Global random states as tensors and plain lists (loadable with ``torch.load(weights_only=True)``)."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
@@ -168,7 +168,7 @@ class ResumableCheckpoint(Checkpoint):
 
     def save(self, trainer: pl.Trainer) -> None:
         """Writes ``last.ckpt`` through a temporary file and a rename (no-op for ``fast_dev_run``)."""
-        if trainer.fast_dev_run or trainer.sanity_checking:
+        if getattr(trainer, "fast_dev_run", False) or trainer.sanity_checking:
             return
         for logger in trainer.loggers:  # rows logged so far reach the disk before the checkpoint that covers them
             logger.save()
