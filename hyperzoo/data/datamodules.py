@@ -313,7 +313,7 @@ class ImageDataModule(LightningDataModule):
         """The CPU generator of the training augmentation (seeded by ``seed`` and the process rank)."""
         if self._augment_rng is None:
             trainer = getattr(self, "trainer", None)
-            rank = int(trainer.global_rank) if trainer is not None else 0
+            rank = int(getattr(trainer, "global_rank", 0) or 0)
             self._augment_rng = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * rank + 1)
         return self._augment_rng
 
