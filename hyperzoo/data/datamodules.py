@@ -310,11 +310,17 @@ class ImageDataModule(LightningDataModule):
 
     @property
     def augment_rng(self) -> torch.Generator:
-        """The CPU generator of the training augmentation (seeded by ``seed`` and the process rank)."""
+        """The CPU generator of the training augmentation.
+
+        Seeded by the global seed (``seed_everything``, read with ``torch.initial_seed()``, so runs with different
+        global seeds augment differently, as before), ``seed`` and the process rank; it draws nothing from the global
+        generator.
+        """
         if self._augment_rng is None:
             trainer = getattr(self, "trainer", None)
             rank = int(getattr(trainer, "global_rank", 0) or 0)
-            self._augment_rng = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * rank + 1)
+            seed = (torch.initial_seed() * 1_000_003 + self.seed * 7919 + rank + 1) % (1 << 63)
+            self._augment_rng = torch.Generator().manual_seed(seed)
         return self._augment_rng
 
     def state_dict(self) -> dict[str, Any]:
