@@ -9,7 +9,9 @@ asked for, and stored in ``<cache_dir>/<name>-<split>-<hash>.h5``:
 - attributes ``classes`` (JSON list), ``format_version``, ``source``, ``split``, ``num_images``.
 
 The file is written under a temporary name and renamed when complete, so a finished name is a finished file.
-A file that is truncated or of another format version is reported and rebuilt.
+A file that is truncated or of another format version is reported and rebuilt. An image file that cannot be
+decoded (corrupt or truncated JPEG, not an image) stops the conversion with its path (``bad_images="fail"``), or
+is left out and counted in a warning that names the first ones (``bad_images="skip"``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import multiprocessing as mp
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import h5py
 import numpy as np
@@ -29,7 +33,12 @@ from tqdm.auto import tqdm
 from hyperzoo.data.sources import ImageSource, default_cache_dir, list_image_files
 from hyperzoo.errors import DataError
 
-__all__ = ["FORMAT_VERSION", "build_h5_cache", "cache_path", "decode_image", "inspect_h5_cache"]
+__all__ = ["BAD_IMAGES", "FORMAT_VERSION", "build_h5_cache", "cache_path", "decode_image", "inspect_h5_cache"]
+
+BAD_IMAGES = ("fail", "skip")
+# what PIL raises for files it cannot decode: not an image (UnidentifiedImageError, an OSError), truncated data
+# (OSError), broken headers (SyntaxError, ValueError), absurd sizes (DecompressionBombError)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 FORMAT_VERSION = 1
 CHUNK_BYTES = 1 << 17
@@ -63,14 +72,32 @@ def decode_image(path: str | os.PathLike, image_size: int | None = None) -> np.n
         return np.asarray(img, dtype=np.uint8)
 
 
-def _decode_chunk(args: tuple[list[str], int | None]) -> np.ndarray | tuple[str, tuple[int, ...]]:
+@dataclass
+class _Decoded:
+    """One decoded chunk of files: the readable images, stacked, and the files that could not be read."""
+
+    images: np.ndarray | None
+    count: int  # files in the chunk
+    bad: list[tuple[int, str, str]] = field(default_factory=list)  # (position in chunk, path, reason)
+
+
+def _decode_chunk(args: tuple[list[str], int | None]) -> _Decoded | tuple[str, tuple[int, ...]]:
     paths, image_size = args
-    arrays = [decode_image(p, image_size) for p in paths]
+    arrays: list[np.ndarray] = []
+    bad: list[tuple[int, str, str]] = []
+    for i, p in enumerate(paths):
+        try:
+            arrays.append(decode_image(p, image_size))
+        except _DECODE_ERRORS as err:
+            bad.append((i, p, f"{type(err).__name__}: {err}"))
+    if not arrays:
+        return _Decoded(None, len(paths), bad)
     first = arrays[0].shape
-    for p, a in zip(paths, arrays):
+    good = [p for i, p in enumerate(paths) if i not in {b[0] for b in bad}]
+    for p, a in zip(good, arrays):
         if a.shape != first:
             return p, a.shape  # reported by the parent, which knows the expected shape
-    return np.stack(arrays)
+    return _Decoded(np.stack(arrays), len(paths), bad)
 
 
 def cache_path(source: ImageSource, split: str, name: str, cache_dir: str | os.PathLike | None = None,
@@ -152,11 +179,41 @@ def _decoded_chunks(paths: Sequence[Path], image_size: int | None, workers: int)
         yield from pool.imap(_decode_chunk, chunks)
 
 
-def _write(tmp: Path, chunks: Iterator[np.ndarray | tuple], n: int, labels: np.ndarray, attrs: dict, desc: str) -> None:
+def _write(
+    tmp: Path,
+    chunks: Iterator[np.ndarray | _Decoded | tuple],
+    n: int,
+    labels: np.ndarray,
+    attrs: dict,
+    desc: str,
+    bad_images: str = "fail",
+) -> list[tuple[str, str]]:
+    """Writes the decoded chunks; returns the ``(path, reason)`` of every file left out (``bad_images="skip"``)."""
+    skipped: list[tuple[str, str]] = []
+    keep = np.ones(n, dtype=bool)
     with h5py.File(tmp, "w") as f, tqdm(total=n, desc=desc, unit="img", disable=n < PROGRESS_MIN) as bar:
         images = None
-        offset = 0
-        for chunk in chunks:
+        offset = 0  # images written
+        position = 0  # files consumed
+        for item in chunks:
+            chunk: np.ndarray | tuple | None
+            if isinstance(item, _Decoded):
+                for i, path, reason in item.bad:
+                    if bad_images != "skip":
+                        raise DataError(
+                            f"{attrs['source']}: cannot read image {path} ({reason}); delete or replace it, or pass "
+                            "bad_images='skip' (--data.init_args.bad_images skip) to leave unreadable images out"
+                        )
+                    skipped.append((path, reason))
+                    keep[position + i] = False
+                position += item.count
+                bar.update(item.count)
+                if item.images is None:
+                    continue
+                chunk = item.images
+            else:
+                chunk = item
+                position += len(chunk) if isinstance(chunk, np.ndarray) else 0
             if isinstance(chunk, tuple) or (images is not None and chunk.shape[1:] != images.shape[1:]):
                 shape = chunk[1] if isinstance(chunk, tuple) else chunk.shape[1:]
                 where = chunk[0] if isinstance(chunk, tuple) else f"images {offset}..{offset + len(chunk)}"
@@ -168,13 +225,23 @@ def _write(tmp: Path, chunks: Iterator[np.ndarray | tuple], n: int, labels: np.n
             if images is None:
                 per_image = int(np.prod(chunk.shape[1:]))
                 rows = max(1, min(n, CHUNK_BYTES // per_image))
-                images = f.create_dataset("images", (n, *chunk.shape[1:]), np.uint8, chunks=(rows, *chunk.shape[1:]))
+                images = f.create_dataset(
+                    "images", (n, *chunk.shape[1:]), np.uint8, chunks=(rows, *chunk.shape[1:]),
+                    maxshape=(None, *chunk.shape[1:]),
+                )  # fmt: skip
             images[offset : offset + len(chunk)] = chunk
             offset += len(chunk)
-            bar.update(len(chunk))
-        f.create_dataset("labels", data=labels.astype(np.int64))
+            if not isinstance(item, _Decoded):
+                bar.update(len(chunk))
+        if images is None:
+            raise DataError(f"{attrs['source']}: none of its {n} images could be read (first: {skipped[0][0]})")
+        if offset < n:
+            images.resize(offset, axis=0)
+        f.create_dataset("labels", data=labels[keep].astype(np.int64))
+        attrs = {**attrs, "num_images": offset, "skipped_images": len(skipped)}
         for key, value in attrs.items():
             f.attrs[key] = value
+    return skipped
 
 
 def build_h5_cache(
@@ -184,6 +251,7 @@ def build_h5_cache(
     cache_dir: str | os.PathLike | None = None,
     image_size: int | None = None,
     num_workers: int | None = None,
+    bad_images: Literal["fail", "skip"] = "fail",
 ) -> Path:
     """Converts one split of a source into an HDF5 uint8 cache, once; returns the cache's path.
 
@@ -197,10 +265,15 @@ def build_h5_cache(
         image_size: resize the shorter side to this and center-crop a square; None keeps images as they are
             (they must then all have one size).
         num_workers: decoding processes (default: all cores, at most 8).
+        bad_images: what to do with files that cannot be decoded: ``"fail"`` (a :class:`DataError` naming the
+            file) or ``"skip"`` (leave them out; a warning gives their count and the first paths).
 
     Raises:
-        DataError: the split is missing or empty, or its images differ in size without ``image_size``.
+        DataError: the split is missing or empty, its images differ in size without ``image_size``, or an image
+            cannot be read (``bad_images="fail"``).
     """
+    if bad_images not in BAD_IMAGES:
+        raise DataError(f"bad_images must be 'fail' or 'skip', got {bad_images!r}")
     path = cache_path(source, split, name, cache_dir, image_size)
     if path.exists():
         try:
@@ -229,8 +302,15 @@ def build_h5_cache(
     attrs.update(classes=json.dumps(classes), num_images=len(labels))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        _write(tmp, chunks, len(labels), labels, attrs, desc)
+        skipped = _write(tmp, chunks, len(labels), labels, attrs, desc, bad_images)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if skipped:
+        first = ", ".join(p for p, _ in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        warnings.warn(
+            f"{source.description} {split}/: skipped {len(skipped)} unreadable image(s) of {len(labels)} ({first}); "
+            f"the cache {path.name} holds the other {len(labels) - len(skipped)}",
+            stacklevel=2,
+        )
     return path

@@ -7,7 +7,8 @@ in ``on_after_batch_transfer``, so a LightningModule always receives normalized 
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -18,9 +19,10 @@ from torch.utils.data import DataLoader
 from hyperzoo.data.augment import BatchAugment
 from hyperzoo.data.cache import build_h5_cache
 from hyperzoo.data.h5_dataset import H5ImageDataset
+from hyperzoo.data.resumable import ResumableDataLoader
 from hyperzoo.data.sampler import ShardedBatchSampler
 from hyperzoo.data.sources import IMAGE_EXTENSIONS, ImageSource, list_classes, resolve_image_source
-from hyperzoo.errors import DataError
+from hyperzoo.errors import ConfigError, DataError
 
 __all__ = [
     "CIFAR10DataModule",
@@ -39,6 +41,25 @@ _KNOWN = {
     "cifar100": (100, 32, CIFAR100_MEAN, CIFAR100_STD),
 }
 DATASETS = ("folder", "imagenet", "cifar10", "cifar100")
+# lowest allowed value of the numeric data arguments (None is allowed where the argument's default is None)
+_MINIMUM = {
+    "batch_size": 1, "eval_batch_size": 1, "num_workers": 0, "val_size": 0, "limit": 1, "image_size": 1,
+    "num_classes": 1, "padding": 0, "meta_batch": 1, "max_nodes": 1, "num_val_archs": 0,
+}  # fmt: skip
+
+
+def check_data_args(**values: Any) -> None:
+    """Checks numeric data-module arguments at the boundary, naming the bad one (``--data.init_args.NAME``).
+
+    Raises:
+        ConfigError: an argument below its minimum (batch size 0, negative workers, ...) or not an integer.
+    """
+    for name, value in values.items():
+        if value is None:
+            continue
+        low = _MINIMUM[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"--data.init_args.{name} must be an integer >= {low}, got {value!r}")
 
 
 class ImageDataModule(LightningDataModule):
@@ -75,6 +96,8 @@ class ImageDataModule(LightningDataModule):
         in_memory: hold the cache in RAM; None decides by size (up to 4 GiB).
         pin_memory: pin batches for faster host-to-GPU copies.
         drop_last: drop the last incomplete training batch of each epoch.
+        bad_images: image files that cannot be decoded when the cache is built: ``"fail"`` (an error naming the
+            file) or ``"skip"`` (left out, with a warning giving their count and the first paths).
     """
 
     def __init__(
@@ -99,18 +122,35 @@ class ImageDataModule(LightningDataModule):
         in_memory: bool | None = None,
         pin_memory: bool = False,
         drop_last: bool = False,
+        bad_images: Literal["fail", "skip"] = "fail",
     ):
         super().__init__()
         if dataset not in DATASETS:
             raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-        if val_size < 0 or (limit is not None and limit < 1):
-            raise DataError(f"val_size must be >= 0 and limit >= 1 or None, got val_size={val_size}, limit={limit}")
+        check_data_args(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            val_size=val_size,
+            limit=limit,
+            image_size=image_size,
+            num_classes=num_classes,
+            padding=padding,
+        )
+        for name, stats in (("std", std), ("mean", mean)):
+            if stats is not None and (
+                len(stats) != 3 or not all(math.isfinite(v) for v in stats) or (name == "std" and min(stats) <= 0)
+            ):
+                raise ConfigError(
+                    f"--data.init_args.{name} must be 3 finite numbers{' > 0' if name == 'std' else ''}, got {stats}"
+                )
         self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved value
         self.root, self.dataset = root, dataset
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.cache_dir, self.download = num_workers, cache_dir, download
         self.augment, self.val_size, self.limit, self.seed = augment, val_size, limit, seed
         self.in_memory, self.pin_memory, self.drop_last = in_memory, pin_memory, drop_last
+        self.bad_images = bad_images
         known = _KNOWN.get(dataset)
         default_mean, default_std = (known[2], known[3]) if known else (IMAGENET_MEAN, IMAGENET_STD)
         self.mean = tuple(mean) if mean is not None else default_mean
@@ -125,6 +165,9 @@ class ImageDataModule(LightningDataModule):
         self.eval_sets: dict[str, H5ImageDataset] = {}
         self.train_indices: Tensor | None = None
         self.val_indices: Tensor | None = None
+        # crop offsets and flips come from a generator of their own, saved in checkpoints (state_dict), so a
+        # resumed run augments the remaining batches exactly as the interrupted run would have
+        self._augment_rng: torch.Generator | None = None
 
     # -- what the model needs to know before setup --
 
@@ -168,7 +211,7 @@ class ImageDataModule(LightningDataModule):
 
     def _cache(self, split: str) -> H5ImageDataset:
         name = self.dataset if self.root != "sample" else f"{self.dataset}-sample"
-        path = build_h5_cache(self.source, split, name, self.cache_dir, self._image_size)
+        path = build_h5_cache(self.source, split, name, self.cache_dir, self._image_size, bad_images=self.bad_images)
         return H5ImageDataset(path, in_memory=self.in_memory)
 
     def prepare_data(self) -> None:
@@ -201,14 +244,17 @@ class ImageDataModule(LightningDataModule):
         else:
             self.train_indices = torch.arange(n)
 
-    def _loader(self, dataset: H5ImageDataset, sampler: ShardedBatchSampler) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset: H5ImageDataset, sampler: ShardedBatchSampler, train: bool = False) -> DataLoader:
+        cls = ResumableDataLoader if train else DataLoader
+        return cls(
             dataset,
             sampler=sampler,
             batch_size=None,  # the sampler yields whole index batches; the dataset reads each in one go
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            # worker seeds come from this generator, not the global one, which iterating must leave untouched
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def _eval_set(self, prefer: tuple[str, ...]) -> H5ImageDataset:
@@ -224,7 +270,7 @@ class ImageDataModule(LightningDataModule):
         sampler = ShardedBatchSampler(
             self.train_indices, self.batch_size, shuffle=True, seed=self.seed, drop_last=self.drop_last
         )
-        return self._loader(self.train_set, sampler)
+        return self._loader(self.train_set, sampler, train=True)
 
     def _eval_order(self, indices: Tensor) -> Tensor:
         """``indices`` in one fixed random order (``seed``), the same every epoch and on every rank.
@@ -260,7 +306,31 @@ class ImageDataModule(LightningDataModule):
             return batch
         trainer = getattr(self, "trainer", None)
         train = self.augment and trainer is not None and bool(trainer.training)
-        return self.batch_augment(images, train=train), labels
+        return self.batch_augment(images, train=train, generator=self.augment_rng if train else None), labels
+
+    @property
+    def augment_rng(self) -> torch.Generator:
+        """The CPU generator of the training augmentation.
+
+        Seeded by the global seed (``seed_everything``, read with ``torch.initial_seed()``, so runs with different
+        global seeds augment differently, as before), ``seed`` and the process rank; it draws nothing from the global
+        generator.
+        """
+        if self._augment_rng is None:
+            trainer = getattr(self, "trainer", None)
+            rank = int(getattr(trainer, "global_rank", 0) or 0)
+            seed = (torch.initial_seed() * 1_000_003 + self.seed * 7919 + rank + 1) % (1 << 63)
+            self._augment_rng = torch.Generator().manual_seed(seed)
+        return self._augment_rng
+
+    def state_dict(self) -> dict[str, Any]:
+        """The augmentation generator's state (Lightning stores it in checkpoints)."""
+        return {"augment_rng": self.augment_rng.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores the augmentation generator of a checkpoint."""
+        if "augment_rng" in state_dict:
+            self.augment_rng.set_state(state_dict["augment_rng"])
 
     def teardown(self, stage: str | None = None) -> None:
         for ds in [self.train_set, *self.eval_sets.values()]:

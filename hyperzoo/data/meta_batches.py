@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from hyperzoo.data.datamodules import ImageDataModule
+from hyperzoo.data.datamodules import ImageDataModule, check_data_args
 from hyperzoo.data.h5_dataset import H5ImageDataset
+from hyperzoo.data.resumable import ResumableDataLoader
 from hyperzoo.data.sampler import ShardedBatchSampler
 from hyperzoo.errors import DataError
 
@@ -142,8 +143,8 @@ class MetaBatchSampler(ShardedBatchSampler):
                     f"{self.max_nodes}; raise max_nodes, lower meta_batch or use overflow='carry'"
                 )
 
-    def __iter__(self) -> Iterator[tuple[Tensor, list[int]]]:  # type: ignore[override]
-        return zip(super().__iter__(), self._graph_batches())
+    def _epoch_batches(self) -> Iterator[tuple[Tensor, list[int]]]:
+        return zip(super()._epoch_batches(), self._graph_batches())
 
 
 class GraphImageDataset(Dataset):
@@ -194,6 +195,7 @@ class GraphImageDataModule(ImageDataModule):
         eval_batch_size: int | None = 64,
         **kwargs: Any,
     ) -> None:
+        check_data_args(meta_batch=meta_batch, max_nodes=max_nodes, num_val_archs=num_val_archs)
         super().__init__(root=root, dataset=dataset, batch_size=batch_size, eval_batch_size=eval_batch_size, **kwargs)
         self.train_graphs_path, self.val_graphs_path = train_graphs, val_graphs
         _check_overflow(overflow)
@@ -241,13 +243,14 @@ class GraphImageDataModule(ImageDataModule):
             drop_last=True,
             overflow=self.overflow,
         )
-        return DataLoader(
+        return ResumableDataLoader(
             GraphImageDataset(self.train_set, self.train_store),
             sampler=sampler,
             batch_size=None,
             collate_fn=_identity,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

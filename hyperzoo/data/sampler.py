@@ -6,8 +6,10 @@ dataset that reads a batch per index list (:class:`~hyperzoo.data.h5_dataset.H5I
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -60,6 +62,7 @@ class ShardedBatchSampler(DistributedSampler):
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) of a mid-epoch resume
         self._num_replicas = num_replicas
         self._rank = rank
 
@@ -97,11 +100,33 @@ class ShardedBatchSampler(DistributedSampler):
             order = order.repeat(math.ceil(total / max(n, 1)))[:total]
         return order[self.rank : total : world]
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Makes the next pass over ``epoch`` start after its first ``batches`` batches (a mid-epoch resume).
+
+        The epoch's permutation depends only on ``seed`` and ``epoch``, so skipping its first batches continues the
+        order of the interrupted run exactly. The skip applies once, and only if the sampler is then iterated at
+        ``epoch``; ``epoch`` also becomes the current epoch.
+        """
+        if batches < 0:
+            raise ValueError(f"batches must be >= 0, got {batches}")
+        self.epoch = epoch
+        self._resume = (epoch, batches) if batches else None
+
+    def _epoch_batches(self) -> Iterator[Any]:
+        """Every batch of the current epoch, in order (subclasses yield richer batches)."""
         local = self.local_indices()
         stop = len(local) - len(local) % self.batch_size if self.drop_last else len(local)
         for start in range(0, stop, self.batch_size):
             yield local[start : start + self.batch_size]
+
+    def __iter__(self) -> Iterator[Any]:
+        skip = 0
+        if self._resume is not None:
+            epoch, batches = self._resume
+            self._resume = None
+            if epoch == self.epoch:
+                skip = batches
+        yield from itertools.islice(self._epoch_batches(), skip, None)
 
     def __len__(self) -> int:
         if self.drop_last:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hyperzoo.errors import HyperzooError
-from hyperzoo.lightning.common import NonFiniteGuard, make_optimizer, step_schedule
+from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, make_optimizer, step_schedule
 from hyperzoo.lightning.schedule import lr_factor
 from hyperzoo.nets import create_model
 
@@ -66,6 +66,18 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         max_bad_steps: int = 20,
         channels_last: bool = True,
     ) -> None:
+        check_training_args(
+            "model",
+            num_classes=num_classes,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            gamma=gamma,
+            warmup_epochs=warmup_epochs,
+            label_smoothing=label_smoothing,
+            max_bad_steps=max_bad_steps,
+            milestones=milestones,
+        )
         super().__init__()
         self.save_hyperparameters()
         self.net: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))

@@ -1,21 +1,30 @@
 """LightningCLI for every hyperzoo LightningModule: ``hyperzoo fit|validate|test --config FILE.yaml``.
 
 Models and data modules are chosen by class in the YAML (``model: {class_path: ImageClassifier, init_args:
-{...}}``); the data module's ``num_classes`` is linked into the model. The configs under ``experiments/configs/``
-set checkpointing (``last.ckpt`` every few hundred steps, so a killed run resumes with ``--ckpt_path last``),
-CSV and TensorBoard logs and a progress bar.
+{...}}``); the data module's ``num_classes`` is linked into the model (a different explicit model value is an
+error, not silently replaced). The configs under ``experiments/configs/`` set checkpointing
+(:class:`~hyperzoo.lightning.resume.ResumableCheckpoint`: ``last.ckpt`` every few hundred steps, at every epoch end
+and on Ctrl-C), CSV and TensorBoard logs and a progress bar. With ``ckpt_path: last`` the same command resumes a
+killed run from ``<default_root_dir>/checkpoints/last.ckpt`` (mid-epoch, in the same batch order), starts afresh
+when there is none, and never resumes in a ``fast_dev_run``.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
+import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import hyperzoo.data
 import hyperzoo.lightning.classifier  # noqa: F401  (LightningModules resolvable by short class name)
 from hyperzoo.errors import ConfigError, HyperzooError
+from hyperzoo.lightning.resume import LAST, ResumableCheckpoint, TrainingInterrupted, find_resumable
 
 __all__ = ["HyperzooCLI", "run_lightning_cli"]
 
@@ -27,6 +36,36 @@ class HyperzooCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+
+    def instantiate_classes(self) -> None:
+        """Instantiates as LightningCLI does; a model ``num_classes`` the data cannot give is an error."""
+        cfg = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        requested = _explicit_num_classes(cfg.get("model"))
+        super().instantiate_classes()
+        model_nc = getattr(getattr(self.model, "hparams", None), "num_classes", None)
+        if requested is not None and model_nc is not None and requested != model_nc:
+            raise ConfigError(
+                f"--model.init_args.num_classes {requested} cannot apply: the number of classes comes from the data "
+                f"({type(self.datamodule).__name__} has {model_nc}); drop the option, or train on data with "
+                f"{requested} classes"
+            )
+
+    def before_fit(self) -> None:
+        """Resolves ``ckpt_path: last`` to the run's ``last.ckpt`` (None when there is none, or in a debug run)."""
+        cfg = self.config_init[self.subcommand]
+        if cfg.get("ckpt_path") != "last":
+            return
+        trainer: Any = self.trainer
+        if trainer.fast_dev_run:  # a debug run neither resumes a real run nor writes where one resumes from
+            cfg["ckpt_path"] = None
+            return
+        found = _last_checkpoints(self.trainer)
+        if found:
+            cfg["ckpt_path"] = str(max(found, key=lambda p: p.stat().st_mtime))
+            # resuming into a folder with checkpoints is the point here, not a mistake to warn about
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        elif any(isinstance(cb, (ResumableCheckpoint, ModelCheckpoint)) for cb in trainer.callbacks):
+            cfg["ckpt_path"] = None  # a fresh run: nothing to resume yet, nothing to warn about
 
     def before_instantiate_classes(self) -> None:
         """Replaces ``{root}`` in logger and callback arguments by ``trainer.default_root_dir``.
@@ -52,6 +91,78 @@ class HyperzooCLI(LightningCLI):
     def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
         # `predict` is left to hyperzoo's own `hyperzoo predict` (GHN parameter prediction)
         return {k: v for k, v in LightningCLI.subcommands().items() if k in SUBCOMMANDS}
+
+
+def _explicit_num_classes(model_cfg: Any) -> int | None:
+    """The model's ``num_classes`` when the config sets it to something other than the class default."""
+    init_args = getattr(model_cfg, "init_args", None)
+    value = getattr(init_args, "num_classes", None) if init_args is not None else None
+    if value is None:
+        return None
+    try:
+        cls = pl.LightningModule if not model_cfg.class_path else _import(model_cfg.class_path)
+        default = inspect.signature(cls.__init__).parameters["num_classes"].default
+    except (KeyError, ImportError, AttributeError, ValueError):
+        return None
+    return None if value == default else int(value)
+
+
+def _import(path: str) -> Any:
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _last_checkpoints(trainer: pl.Trainer) -> list[Path]:
+    """Existing ``last.ckpt`` files of the trainer's checkpoint callbacks."""
+    found: list[Path] = []
+    for cb in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(cb, ResumableCheckpoint):
+            path = find_resumable(cb.dirpath or Path(trainer.default_root_dir) / "checkpoints")
+            if path is not None:
+                found.append(path)
+        elif isinstance(cb, ModelCheckpoint) and cb.dirpath and (Path(cb.dirpath) / LAST).is_file():
+            found.append(Path(cb.dirpath) / LAST)
+    return found
+
+
+class _DropLines(logging.Filter):
+    """Drops log records that start with one of ``prefixes`` (Lightning's advertising tips)."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_lightning() -> None:
+    """Filters messages a hyperzoo user cannot act on, each by its exact text (other warnings still show).
+
+    - Lightning's "💡 Tip: ... litlogger / litmodels" advertising lines;
+    - torch's ``LeafSpec`` deprecation, raised inside Lightning's own pytree helper (Lightning's to fix);
+    - Lightning's ``.fit(ckpt_path="last") ... no last checkpoint available`` on fresh runs (hyperzoo resolves
+      ``last`` itself; this only remains for configs without a checkpoint callback);
+    - ``ModelCheckpoint(monitor=...) could not find the monitored key`` when no validation ran yet (short runs,
+      ``max_steps`` before the first epoch end): the best checkpoint is kept once validation runs.
+    """
+    # the tips come through rank_zero_info, whose records are created by these loggers (a logger's own filters
+    # see every record it creates, whichever handlers then print it)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in log.filters):
+            log.addFilter(_DropLines("💡 Tip:"))
+    leaf_spec = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    warnings.filterwarnings("ignore", message=leaf_spec, category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r'\.fit\(ckpt_path="last"\) is set, but there is no last checkpoint')
+    # only while no metric of the monitored key's group (`val/...`) exists, i.e. validation has not run yet
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`?ModelCheckpoint\(monitor='(?P<group>[^'/]+)/[^']*'\)`? could not find the monitored key in the "
+        r"returned metrics: \[(?!.*'(?P=group)/)",
+    )
 
 
 _NOISE = (
@@ -101,6 +212,7 @@ def run_lightning_cli(args: list[str]) -> Any:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     subcommand = args[0] if args else "fit"
+    quiet_lightning()
     try:
         return HyperzooCLI(
             pl.LightningModule,
@@ -117,6 +229,9 @@ def run_lightning_cli(args: list[str]) -> Any:
         raise ConfigError(
             f"{condense_argument_error(str(e))} (run `hyperzoo {subcommand} --help` for the accepted options)"
         ) from None
+    except TrainingInterrupted as e:  # Ctrl-C, after last.ckpt was written
+        print(f"hyperzoo: {e}", file=sys.stderr)
+        raise KeyboardInterrupt from None
     except MisconfigurationException as e:  # Lightning's own "this combination of settings is invalid"
         raise ConfigError(f"{e} (check the trainer settings of your config)") from None
     except Exception as e:

@@ -10,12 +10,57 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from hyperzoo.errors import HyperzooError
+from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.lightning.schedule import lr_factor
 
-__all__ = ["NonFiniteGuard", "make_optimizer", "step_schedule"]
+__all__ = ["NonFiniteGuard", "check_training_args", "make_optimizer", "step_schedule"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+
+# name -> (lowest, highest, lowest allowed?, highest allowed?) of the training arguments modules share
+_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "lr": (0.0, math.inf, False, False),
+    "momentum": (0.0, 1.0, True, False),
+    "weight_decay": (0.0, math.inf, True, False),
+    "gamma": (0.0, math.inf, False, False),
+    "warmup_epochs": (0.0, math.inf, True, False),
+    "label_smoothing": (0.0, 1.0, True, False),
+    "predparam_wd": (0.0, math.inf, True, False),
+    "max_bad_steps": (1.0, math.inf, True, False),
+    "num_classes": (1.0, math.inf, True, False),
+}
+
+
+def check_training_args(owner: str, **values: Any) -> None:
+    """Checks numeric training arguments (learning rate, momentum, ...) at the boundary, naming the bad one.
+
+    Args:
+        owner: where the arguments live, for the message (``"model"``: ``--model.init_args.lr``).
+        **values: the arguments to check; names without a known range, and None values, are skipped; list values
+            (``milestones``, ``widths``) must hold finite non-negative numbers (widths: positive).
+
+    Raises:
+        ConfigError: the first argument out of its range, with its option name and what is allowed.
+    """
+    for name, value in values.items():
+        if value is None:
+            continue
+        option = f"--{owner}.init_args.{name}"
+        if name in ("milestones", "widths"):
+            low = 1 if name == "widths" else 0
+            bad = [v for v in value if not isinstance(v, (int, float)) or not math.isfinite(v) or v < low]
+            if bad:
+                raise ConfigError(f"{option} must hold numbers >= {low}, got {list(value)}")
+            continue
+        if name not in _RANGES:
+            continue
+        lo, hi, lo_ok, hi_ok = _RANGES[name]
+        ok = isinstance(value, (int, float)) and math.isfinite(value)
+        ok = ok and (value >= lo if lo_ok else value > lo) and (value <= hi if hi_ok else value < hi)
+        if not ok:
+            lo_txt = f">= {lo:g}" if lo_ok else f"> {lo:g}"
+            rng = lo_txt if math.isinf(hi) else f"{lo_txt} and {'<=' if hi_ok else '<'} {hi:g}"
+            raise ConfigError(f"{option} must be {rng}, got {value}")
 
 
 def make_optimizer(
@@ -25,6 +70,7 @@ def make_optimizer(
 
     ``momentum`` is SGD's momentum and Adam's beta1.
     """
+    check_training_args("model", lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if name == "adam":

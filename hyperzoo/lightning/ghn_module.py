@@ -26,7 +26,7 @@ from torch.func import functional_call
 from hyperzoo.ghn.ghn import GHN, set_bn_batch_stats
 from hyperzoo.ghn.variants import create_ghn
 from hyperzoo.graphs.arch_graph import ArchGraph, shape_to_4d
-from hyperzoo.lightning.common import NonFiniteGuard, make_optimizer, step_schedule
+from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, make_optimizer, step_schedule
 
 __all__ = ["GHNModule", "build_target", "prune_unpredicted", "reshape_graph"]
 
@@ -124,6 +124,20 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         channels_last: bool = True,
         max_bad_steps: int = 50,
     ) -> None:
+        check_training_args(
+            "model",
+            num_classes=num_classes,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            gamma=gamma,
+            warmup_epochs=warmup_epochs,
+            label_smoothing=label_smoothing,
+            predparam_wd=predparam_wd,
+            max_bad_steps=max_bad_steps,
+            milestones=milestones,
+            widths=widths,
+        )
         super().__init__()
         if width_rule not in ("reference", "uniform"):
             raise ValueError(f"width_rule must be 'reference' or 'uniform', got {width_rule!r}")
