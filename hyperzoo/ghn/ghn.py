@@ -35,7 +35,6 @@ from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
-from hyperzoo.graphs import graph_from_module
 from hyperzoo.graphs.arch_graph import ArchGraph
 from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, PRIMITIVES
 
@@ -78,10 +77,10 @@ class GHN(nn.Module):
         num_ops: rows of the op embedding: 15 (the reference vocabulary, what its checkpoints have) or up to
             ``len(PRIMITIVES)`` to also embed hyperzoo's extension ops (layer scale, class tokens, ...).
         layers, heads: Graphormer depth and attention heads (``hypernet="graphormer"`` only).
-        graph_rules: how graphs of networks are built for this GHN: ``"hyperzoo"`` (the reference GHN-2's rules,
-            :func:`graph_from_module`, with hyperzoo's extension ops) or ``"ghn3"`` (the reference GHN-3's rules,
-            :func:`~hyperzoo.graphs.ghn3_rules.ghn3_graph_from_module`; set by
-            :func:`~hyperzoo.ghn.reference_ghn3.load_reference_ghn3`). Saved with the checkpoint's config.
+        graph_rules: how graphs of networks are built for this GHN (:mod:`hyperzoo.graphs.rules`): ``"ghn2"`` (the
+            reference GHN-2's graphs), ``"hyperzoo"`` (with hyperzoo's extension ops) or ``"ghn3"`` (the reference
+            GHN-3's graphs; set by :func:`~hyperzoo.ghn.reference_ghn3.load_reference_ghn3`). Default: ``"ghn2"``
+            for the reference vocabulary (``num_ops=15``), ``"hyperzoo"`` beyond it. Saved with the config.
     """
 
     def __init__(
@@ -98,14 +97,12 @@ class GHN(nn.Module):
         num_ops: int = NUM_REFERENCE_PRIMITIVES,
         layers: int = 3,
         heads: int = 8,
-        graph_rules: str = "hyperzoo",
+        graph_rules: str | None = None,
     ) -> None:
         super().__init__()
-        from hyperzoo.graphs.ghn3_rules import GRAPH_RULES
+        from hyperzoo.graphs.rules import check_rules, default_rules
 
-        if graph_rules not in GRAPH_RULES:
-            raise ConfigError(f"graph_rules must be one of {GRAPH_RULES}, got {graph_rules!r}")
-        self.graph_rules = graph_rules
+        self.graph_rules = check_rules(graph_rules) if graph_rules is not None else default_rules(num_ops)
         if len(max_shape) != 4:
             raise ConfigError(f"max_shape must have 4 entries (out, in, k, k), got {tuple(max_shape)}")
         if hypernet not in HYPERNETS:
@@ -173,11 +170,9 @@ class GHN(nn.Module):
         self, model: nn.Module, input_size: int | tuple[int, ...] | None = None, name: str | None = None
     ) -> ArchGraph:
         """The graph of ``model`` built with this GHN's :attr:`graph_rules` (what :meth:`predict_batch` builds)."""
-        if self.graph_rules == "ghn3":
-            from hyperzoo.graphs.ghn3_rules import ghn3_graph_from_module
+        from hyperzoo.graphs.rules import build_graph
 
-            return ghn3_graph_from_module(model, s_max=self.s_max, name=name, input_size=input_size)
-        return graph_from_module(model, input_size=input_size, s_max=self.s_max, name=name)
+        return build_graph(model, self.graph_rules, input_size=input_size, s_max=self.s_max, name=name)
 
     # ------------------------------------------------------------------ graphs -> node embeddings
     def embed_nodes(self, graphs: ArchGraph | Sequence[ArchGraph], skip_unknown: bool = False) -> Tensor:
@@ -273,13 +268,10 @@ class GHN(nn.Module):
             graph_list = list(graphs)
             if len(graph_list) != len(models):
                 raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
+            from hyperzoo.graphs.rules import check_compatible
+
             for g in graph_list:
-                rules = getattr(g, "graph_rules", None) or "hyperzoo"
-                if rules != self.graph_rules:
-                    raise HyperzooError(
-                        f"graph {g.name!r} was built with the {rules!r} graph rules but this GHN uses "
-                        f"{self.graph_rules!r}; build it with ghn.graph(model)"
-                    )
+                check_compatible(g, self.graph_rules)
         x = self.embed_nodes(graph_list, skip_unknown=skip_unknown)
 
         jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]

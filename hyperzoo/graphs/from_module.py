@@ -28,10 +28,11 @@ from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.param_ops import FUNCTION_OPS, NORM_OPS, function_prefix, param_op
 from hyperzoo.graphs.topology import topological_order
 
-__all__ = ["GRAPH_RULES", "UnmappedModuleError", "graph_from_module"]
+__all__ = ["WALK_RULES", "UnmappedModuleError", "graph_from_module"]
 
-GRAPH_RULES = ("ghn2", "hyperzoo")
-"""The two filter dialects of :func:`graph_from_module`:
+WALK_RULES = ("ghn2", "hyperzoo")
+"""The two filter dialects of :func:`graph_from_module` (the GHN-3 dialect is :mod:`hyperzoo.graphs.ghn3_rules`; a GHN
+chooses among all three through :mod:`hyperzoo.graphs.rules`):
 
 - ``"ghn2"`` (default): the reference GHN-2's rules as they act under current torch (ppuda ``Graph``): a product
   becomes a ``cse`` node only when the node two places before it (in the reference's order) is a ``Hard*``
@@ -312,7 +313,7 @@ def graph_from_module(
             to a real pass; ``False`` forces the real pass. Both give equal graphs for all 80 torchvision
             classifiers (``experiments/check_meta_trace.py``).
         rules: ``"ghn2"`` (the reference GHN-2's node rules, the default) or ``"hyperzoo"`` (``cse`` nodes for
-            sigmoid-gated products, ``msa`` nodes for attention kernels); see :data:`GRAPH_RULES`.
+            sigmoid-gated products, ``msa`` nodes for attention kernels); see :data:`WALK_RULES`.
 
     Returns:
         The graph; ``graph.unmapped`` lists the parameters without a node (``graph.unmapped_modules`` their
@@ -388,8 +389,8 @@ def graph_from_module(
 
 
 def _check_rules(rules: str) -> None:
-    if rules not in GRAPH_RULES:
-        raise ConfigError(f"unknown graph rules {rules!r}: use one of {', '.join(GRAPH_RULES)}")
+    if rules not in WALK_RULES:
+        raise ConfigError(f"unknown graph rules {rules!r}: use one of {', '.join(WALK_RULES)}")
 
 
 def _run_forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], name: str, size: Any) -> list[Tensor]:
@@ -556,7 +557,7 @@ def build_arch_graph(nodes: list[_Node], s_max: int, name: str, rules: str = "gh
 
     Rewires weight sources onto the data path, adds the input node (it feeds every source: the first layer, and
     parameters such as class tokens or tables), orders the nodes as the reference does, filters them with the
-    reference's rules (``rules``: see :data:`GRAPH_RULES`) and builds the :class:`ArchGraph`; ``extra`` goes to
+    reference's rules (``rules``: see :data:`WALK_RULES`) and builds the :class:`ArchGraph`; ``extra`` goes to
     :meth:`ArchGraph.from_dag`.
     """
     _check_rules(rules)

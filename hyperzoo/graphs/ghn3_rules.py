@@ -42,10 +42,7 @@ from hyperzoo.errors import HyperzooError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.topology import shortest_path_lengths, topological_order
 
-__all__ = ["GRAPH_RULES", "ghn3_graph_from_module", "reference_shape_4d"]
-
-#: values of a GHN's ``graph_rules``: hyperzoo's (ppuda GHN-2 rules + extension ops) or the reference GHN-3's
-GRAPH_RULES = ("hyperzoo", "ghn3")
+__all__ = ["ghn3_graph_from_module", "reference_shape_4d"]
 
 #: autograd function prefixes the reference keeps (its ``MODULES`` string keys) -> op
 _FUNCTION_OPS = {

@@ -206,10 +206,10 @@ def test_graph_rules_follow_the_checkpoint():
 
     model = build("resnet18")
     assert create_ghn("ghn3_t").graph_rules == "hyperzoo"  # hyperzoo's own GHN-3 keeps its extended vocabulary
+    assert create_ghn("ghn2").graph_rules == "ghn2"  # the reference vocabulary: the reference GHN-2's graphs
     ghn2_file = SHARED.parent / "ghn2_cifar10_seed0.pt"
-    if ghn2_file.is_file():
-        assert load_reference_checkpoint(ghn2_file).graph_rules == "hyperzoo"
+    assert load_reference_checkpoint(ghn2_file).graph_rules == "ghn2"
     with pytest.raises(HyperzooError, match="graph rules"):
         ghn().predict_batch([model], [graph_from_module(model)])  # a GHN-2-rules graph for a GHN-3 checkpoint
-    with pytest.raises(HyperzooError, match="graph_rules"):
+    with pytest.raises(HyperzooError, match="graph rules"):
         GHN(graph_rules="ghn4")
