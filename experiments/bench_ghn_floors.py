@@ -65,7 +65,7 @@ def interleaved_medians(
             fn()
             times[k].append(time.process_time() - start)
         rounds += 1
-        if rounds >= min_rounds and all(
+        if rounds >= max(min_rounds, 3) and all(
             abs(statistics.median(t[:-2]) - statistics.median(t)) < tol * statistics.median(t) for t in times.values()
         ):
             break

@@ -55,8 +55,12 @@ class ConvDecoder(nn.Module):
         kh, kw = (1, 1) if class_pred else (min(kernel[0], sh), min(kernel[1], sw))
         # Only the fc rows of the kept positions: fc output is laid out (c1, s, s).
         rows = torch.arange(self.fc.out_features, device=x.device).view(-1, sh, sw)[:, :kh, :kw].reshape(-1)
-        z = F.relu(F.linear(x, self.fc.weight[rows], self.fc.bias[rows])).view(n, -1, kh, kw)
-        z = self.conv2(F.relu(self.conv1(z))).view(n, o, i, kh, kw)
+        z = F.relu(F.linear(x, self.fc.weight[rows], self.fc.bias[rows])).view(n, -1, kh * kw).transpose(1, 2)
+        # The 1x1 convolutions as products over all positions at once (~2x faster than conv2d on CPU for these
+        # shapes; the same arithmetic up to rounding); the result is a strided view [n, o, i, kh, kw].
+        c2, c1 = self.conv1.weight.shape[:2]
+        z = F.relu(F.linear(z, self.conv1.weight.view(c2, c1), self.conv1.bias))
+        z = F.linear(z, self.conv2.weight.view(o * i, c2), self.conv2.bias).transpose(1, 2).view(n, o, i, kh, kw)
         if class_pred:
             return self.class_conv(F.relu(z[:, :, :, :, 0]))[:, :, :, 0]
         return z

@@ -302,12 +302,15 @@ class GHN(nn.Module):
                     pred = self.bias_class(torch.relu(pred))
             else:
                 pred = self.decoder(xs, kind[1:])
+            # unbind, not pred[j]: its backward stacks the items' gradients once, where each pred[j]'s backward
+            # would zero-fill and add a gradient of the whole group (quadratic in the group size)
+            per_node = pred.unbind(0)
             for j, (b, v, _) in enumerate(items):
                 params, name = all_params[b], graph_list[b].param_names[v]
                 target = params[name].shape
                 if kind in ("1d", "cls_b"):
                     is_weight = not name.endswith("bias")
-                    out[b][name] = (self._normalize(pred[j][0 if is_weight else 1], target, is_weight), target)
+                    out[b][name] = (self._normalize(per_node[j][0 if is_weight else 1], target, is_weight), target)
                     module_name, _, leaf = name.rpartition(".")
                     bias_name = f"{module_name}.bias" if module_name else "bias"
                     if (
@@ -317,9 +320,9 @@ class GHN(nn.Module):
                         and bias_name in params
                     ):
                         bias_shape = params[bias_name].shape
-                        out[b][bias_name] = (self._normalize(pred[j][1], bias_shape, False), bias_shape)
+                        out[b][bias_name] = (self._normalize(per_node[j][1], bias_shape, False), bias_shape)
                 else:
-                    w = pred[j]
+                    w = per_node[j]
                     if kind == "cls_w":
                         w = w.reshape(w.shape + (1,) * (len(target) - 2)) if len(target) > 2 else w
                     elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
