@@ -15,6 +15,7 @@ is the same with ``2 * depth`` instead of ``2 * N`` sequential steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,8 +49,11 @@ class SweepStep:
 
     def to(self, device: torch.device | str) -> SweepStep:
         """The same step on ``device``."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return SweepStep(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
+        moved: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            moved[f.name] = v.to(device) if isinstance(v, Tensor) else v
+        return SweepStep(**moved)
 
 
 def sweep_plan(num_nodes: int, edge_index: Tensor, edge_dist: Tensor) -> tuple[list[SweepStep], list[SweepStep]]:
@@ -216,10 +220,7 @@ class GatedGNN(nn.Module):
         order = torch.cat([s.nodes for s in plan[0]])
         h = x.index_select(0, order).numpy()
         dtype = h.dtype
-        if ve:
-            w1, b1, w2, b2 = self._fused_weights()[:4]
-        else:
-            w1, b1, w2, b2 = self.message[0].weight, self.message[0].bias, self.message[2].weight, self.message[2].bias
+        w1, b1, w2, b2 = self._fused_weights()[:4] if ve else _linear_pair(self.message)
         g = self.gru
 
         def arr(t: Tensor, transpose: bool = False) -> np.ndarray:
@@ -230,13 +231,13 @@ class GatedGNN(nn.Module):
         b1n, b2n, b_ih, b_hh = (arr(b) for b in (b1, b2, g.bias_ih, g.bias_hh))
         table = np.zeros((h.shape[0], 2 * hid if ve else hid), dtype=dtype)  # message-MLP outputs of each node
         rows = table.reshape(-1, hid)
-        sweeps = []
+        sweeps: list[list[tuple[tuple[int, int], np.ndarray, np.ndarray]]] = []
         for steps in plan:
             sweep = []
             for s in steps:
-                gather, weights = (s.gather_ve, s.weights_ve) if ve else (s.real_pos, s.real_sum)
-                assert gather is not None and weights is not None
-                sweep.append((s.span, gather.numpy(), weights.numpy().astype(dtype, copy=False)))
+                rows_of, weights_of = (s.gather_ve, s.weights_ve) if ve else (s.real_pos, s.real_sum)
+                assert rows_of is not None and weights_of is not None
+                sweep.append((s.span, rows_of.numpy(), weights_of.numpy().astype(dtype, copy=False)))
             sweeps.append(sweep)
         with np.errstate(over="ignore"):  # exp overflow in the sigmoid gives its limit 0
             for _ in range(self.T):
@@ -271,6 +272,12 @@ class GatedGNN(nn.Module):
                         np.maximum(out, 0, out=out)
         h_sorted = torch.from_numpy(h)
         return h_sorted.new_empty(h_sorted.shape).index_copy_(0, order, h_sorted)
+
+
+def _linear_pair(mlp: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Weights and biases of the two linear layers of a message MLP (``Sequential(Linear, ReLU, Linear, ReLU)``)."""
+    first, second = mlp[0], mlp[2]  # type: ignore[index]
+    return first.weight, first.bias, second.weight, second.bias
 
 
 def node_by_node(gnn: GatedGNN, x: Tensor, edge_index: Tensor, edge_dist: Tensor) -> Tensor:
