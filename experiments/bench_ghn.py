@@ -34,7 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from hyperzoo.bench import cpu_name, median_seconds  # noqa: E402
 from hyperzoo.ghn import create_ghn  # noqa: E402
-from hyperzoo.ghn.decoder import normalize_parameter, tile_to_shape  # noqa: E402
+from hyperzoo.ghn.decoder import normalize_parameter  # noqa: E402
 from hyperzoo.ghn.gatedgnn import node_by_node  # noqa: E402
 from hyperzoo.ghn.ghn import GHN  # noqa: E402
 from hyperzoo.graphs import graph_from_module  # noqa: E402
@@ -55,23 +55,37 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def _reference_finish(self: GHN, w: torch.Tensor, shape: torch.Size, is_weight: bool) -> torch.Tensor:
-    """The reference's order: tile the block to the full shape, then normalize the full tensor."""
-    w = tile_to_shape(w, shape)
+def _repeat_tile(w: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The reference's ``_tile_params``: crop, ``repeat`` one block more than needed where larger, crop."""
+    t = tuple(int(v) for v in shape)
+    w = w[tuple(slice(0, min(a, b)) for a, b in zip(t, w.shape))]
+    reps = [a // b + 1 if a > b else 1 for a, b in zip(t, w.shape)]
+    if any(r > 1 for r in reps):
+        w = w.repeat(*reps)[tuple(slice(0, v) for v in t)]
+    return w
+
+
+def _reference_normalize(self: GHN, w: torch.Tensor, shape: torch.Size, is_weight: bool) -> torch.Tensor:
+    """The reference's order: tile the block to the full shape (``repeat``), then normalize the full tensor."""
+    w = _repeat_tile(w, shape)
     return normalize_parameter(w, is_weight) if self.weight_norm else w
 
 
 @contextlib.contextmanager
 def reference_schedule(ghn: GHN) -> Iterator[None]:
-    """The baseline: node-by-node GatedGNN (ppuda's loop) and normalization after tiling (ppuda's order)."""
-    gnn_forward, finish = ghn.gnn.forward, GHN._finish
+    """The baseline: node-by-node GatedGNN (ppuda's loop), tiling by ``repeat`` and normalization after tiling.
+
+    The full-size normalized tensor then passes through hyperzoo's tiling unchanged (nothing left to repeat) and is
+    copied into the model by ``ghn(model)``, as the reference's ``ghn(model)`` sets the parameters.
+    """
+    gnn_forward, normalize = ghn.gnn.forward, GHN._normalize
     ghn.gnn.forward = lambda x, ei, ed, plan=None: node_by_node(ghn.gnn, x, ei, ed)  # type: ignore[method-assign]
-    GHN._finish = _reference_finish  # type: ignore[method-assign]
+    GHN._normalize = _reference_normalize  # type: ignore[method-assign]
     try:
         yield
     finally:
         ghn.gnn.forward = gnn_forward  # type: ignore[method-assign]
-        GHN._finish = finish  # type: ignore[method-assign]
+        GHN._normalize = normalize  # type: ignore[method-assign]
 
 
 def prediction(repeats: int) -> dict[str, float]:

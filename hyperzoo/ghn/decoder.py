@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvDecoder", "normalize_parameter", "tile_to_shape"]
+__all__ = ["ConvDecoder", "normalize_parameter", "tile_into", "tile_to_shape"]
 
 
 class ConvDecoder(nn.Module):
@@ -55,8 +55,12 @@ class ConvDecoder(nn.Module):
         kh, kw = (1, 1) if class_pred else (min(kernel[0], sh), min(kernel[1], sw))
         # Only the fc rows of the kept positions: fc output is laid out (c1, s, s).
         rows = torch.arange(self.fc.out_features, device=x.device).view(-1, sh, sw)[:, :kh, :kw].reshape(-1)
-        z = F.relu(F.linear(x, self.fc.weight[rows], self.fc.bias[rows])).view(n, -1, kh, kw)
-        z = self.conv2(F.relu(self.conv1(z))).view(n, o, i, kh, kw)
+        z = F.relu(F.linear(x, self.fc.weight[rows], self.fc.bias[rows])).view(n, -1, kh * kw).transpose(1, 2)
+        # The 1x1 convolutions as products over all positions at once (~2x faster than conv2d on CPU for these
+        # shapes; the same arithmetic up to rounding); the result is a strided view [n, o, i, kh, kw].
+        c2, c1 = self.conv1.weight.shape[:2]
+        z = F.relu(F.linear(z, self.conv1.weight.view(c2, c1), self.conv1.bias))
+        z = F.linear(z, self.conv2.weight.view(o * i, c2), self.conv2.bias).transpose(1, 2).view(n, o, i, kh, kw)
         if class_pred:
             return self.class_conv(F.relu(z[:, :, :, :, 0]))[:, :, :, 0]
         return z
@@ -70,23 +74,58 @@ def tile_to_shape(w: Tensor, shape: tuple[int, ...] | torch.Size, centre: bool =
     repeated the same way (the reference GHN-2 cannot predict such kernels; GHN-3's decoder interpolates them before
     they get here).
 
+    The repetition is one copy from a broadcast view of the block (the values of ``w.repeat``, about 3x faster on
+    CPU); :func:`tile_into` writes the same values into an existing tensor without allocating.
+
     Args:
         w: the prediction.
         shape: the target shape.
         centre: crop spatial dimensions (2 and 3) around the centre instead of from the top-left (GHN-3).
     """
     t = tuple(int(v) for v in shape)
+    w = _crop(w, t, centre)
+    reps = [-(-a // b) for a, b in zip(t, w.shape)]
+    if all(r == 1 for r in reps):
+        return w
+    tiled = _broadcast_tiles(w, reps).reshape([r * b for r, b in zip(reps, w.shape)])
+    if tuple(tiled.shape) != t:
+        tiled = tiled[tuple(slice(0, v) for v in t)]
+    return tiled
+
+
+def tile_into(out: Tensor, w: Tensor, centre: bool = False) -> Tensor:
+    """Writes ``tile_to_shape(w, out.shape, centre)`` into ``out`` in one pass, without a full-size temporary.
+
+    Returns ``out``. Where ``out`` is not contiguous or a dimension is not a whole number of blocks, the tiled tensor
+    is built first and copied.
+    """
+    t = tuple(out.shape)
+    w = _crop(w, t, centre)
+    reps = [-(-a // b) for a, b in zip(t, w.shape)]
+    if all(r * b == a for r, b, a in zip(reps, w.shape, t)) and out.is_contiguous():
+        out.view([v for r, b in zip(reps, w.shape) for v in (r, b)]).copy_(_broadcast_tiles(w, reps))
+    else:
+        out.copy_(tile_to_shape(w, t, centre))
+    return out
+
+
+def _crop(w: Tensor, t: tuple[int, ...], centre: bool) -> Tensor:
+    """``w`` cropped to at most ``t`` in every dimension (spatial dimensions around the centre with ``centre``)."""
     if w.dim() != len(t):
         raise ValueError(f"rank mismatch: predicted {tuple(w.shape)} for target {t}")
+    if all(b <= a for a, b in zip(t, w.shape)):
+        return w
     index = []
     for d, (a, b) in enumerate(zip(t, w.shape)):
         start = (b - a) // 2 if (centre and d >= 2 and b > a) else 0
         index.append(slice(start, start + min(a, b)))
-    w = w[tuple(index)]
-    reps = [t[d] // w.shape[d] + 1 if t[d] > w.shape[d] else 1 for d in range(len(t))]
-    if any(r > 1 for r in reps):
-        w = w.repeat(*reps)[tuple(slice(0, v) for v in t)]
-    return w
+    return w[tuple(index)]
+
+
+def _broadcast_tiles(w: Tensor, reps: Sequence[int]) -> Tensor:
+    """``w`` ``[b0, b1, ...]`` as a stride-0 view ``[r0, b0, r1, b1, ...]``: the block repeated, nothing copied."""
+    view = w.reshape([v for b in w.shape for v in (1, b)])
+    return view.expand([v for r, b in zip(reps, w.shape) for v in (r, b)])
 
 
 def normalize_parameter(p: Tensor, is_weight: bool, shape: Sequence[int] | None = None) -> Tensor:

@@ -14,8 +14,10 @@ is the same with ``2 * depth`` instead of ``2 * N`` sequential steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -38,11 +40,20 @@ class SweepStep:
     real_sum: Tensor  # [n, r] one-hot: which receiver each real-edge message goes to
     ve_sum: Tensor  # [n, e] 1 / s at (receiver, edge): the Eq. 4 weighting of the virtual-edge messages
     real_all: Tensor  # [n, e] one-hot over all edges: real-edge messages, for the fused virtual-edge step
+    # The in-place schedule (:meth:`GatedGNN.forward` without autograd) keeps the nodes sorted by depth, so a step's
+    # nodes are the rows ``span`` of that order; ``*_pos`` are positions in that order.
+    span: tuple[int, int] = (0, 0)
+    real_pos: Tensor | None = None  # [r] position of each real edge's sender
+    gather_ve: Tensor | None = None  # [r + e] rows of the [2 N, hid] message table: 2 pos (real), 2 pos + 1 (all)
+    weights_ve: Tensor | None = None  # [n, r + e] real_sum next to ve_sum: one product sums both messages
 
     def to(self, device: torch.device | str) -> SweepStep:
         """The same step on ``device``."""
-        fields = (self.nodes, self.src, self.real_src, self.real_sum, self.ve_sum, self.real_all)
-        return SweepStep(*(t.to(device) for t in fields))
+        moved: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            moved[f.name] = v.to(device) if isinstance(v, Tensor) else v
+        return SweepStep(**moved)
 
 
 def sweep_plan(
@@ -88,7 +99,26 @@ def sweep_plan(
             real_all[slot[r], torch.arange(len(e))[r]] = 1.0
             steps.append(SweepStep(nodes, edge_index[sender, e], edge_index[sender, e[r]], real_sum, ve_sum, real_all))
         plans.append(steps[::-1] if reverse else steps)
+    _add_spans(plans, node_order, node_counts)
     return plans[0], plans[1]
+
+
+def _add_spans(plans: list[list[SweepStep]], node_order: Tensor, node_counts: list[int]) -> None:
+    """Fills the fields of the in-place schedule: each level's rows in depth order and its senders' positions."""
+    pos = torch.empty_like(node_order)
+    pos[node_order] = torch.arange(len(node_order))
+    starts = [0]
+    for c in node_counts:
+        starts.append(starts[-1] + c)
+    levels = torch.split(node_order, node_counts)
+    span_of = {int(nodes[0]): (starts[k], starts[k + 1]) for k, nodes in enumerate(levels)}
+    for steps in plans:
+        for step in steps:
+            if len(step.nodes):
+                step.span = span_of[int(step.nodes[0])]
+            step.real_pos = pos[step.real_src]
+            step.gather_ve = torch.cat([2 * step.real_pos, 2 * pos[step.src] + 1])
+            step.weights_ve = torch.cat([step.real_sum, step.ve_sum], dim=1)
 
 
 def _mlp(hid: int) -> nn.Sequential:
@@ -166,6 +196,10 @@ class GatedGNN(nn.Module):
         if plan is None:
             plan = sweep_plan(x.shape[0], edge_index.cpu(), edge_dist.cpu(), dtype=x.dtype)
             plan = tuple([s.to(x.device) for s in steps] for steps in plan)  # type: ignore[assignment]
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        in_place = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+        if not needs_grad and in_place and plan[0] and plan[0][0].gather_ve is not None:
+            return self._forward_in_place(x, plan)
         h = x
         fused = self._fused_weights() if self.virtual_message is not None else None
         for _ in range(self.T):
@@ -173,6 +207,80 @@ class GatedGNN(nn.Module):
                 for step in steps:
                     h = self._step(h, step) if fused is None else self._fused_step(h, step, fused)
         return h
+
+    @torch.no_grad()
+    def _forward_in_place(self, x: Tensor, plan: tuple[list[SweepStep], list[SweepStep]]) -> Tensor:
+        """The same update on CPU without autograd, in NumPy (prediction spends its time here).
+
+        With ``hid = 32`` every operation of a step is tiny, so its cost is the call overhead, about 3x lower in NumPy
+        than in torch. Nodes are sorted by depth so that a step's nodes are a slice updated in place. Each node's
+        message-MLP outputs are computed once, when the node is updated, into a table that later steps gather from
+        (instead of once per outgoing edge), and the GRU's hidden-state gates of all nodes are one product per sweep
+        (a node's state does not change within a sweep until its own step). The arithmetic is the same up to
+        rounding (``experiments/RESULTS.md``, "GHN speed against the floors").
+        """
+        hid, ve = self.hid, self.virtual_message is not None
+        order = torch.cat([s.nodes for s in plan[0]])
+        h = x.index_select(0, order).numpy()
+        dtype = h.dtype
+        w1, b1, w2, b2 = self._fused_weights()[:4] if ve else _linear_pair(self.message)
+        g = self.gru
+
+        def arr(t: Tensor, transpose: bool = False) -> np.ndarray:
+            a = t.detach().to(x.dtype).numpy()
+            return np.ascontiguousarray(a.T) if transpose else a
+
+        w1t, w2t, w_ih_t, w_hh_t = (arr(w, True) for w in (w1, w2, g.weight_ih, g.weight_hh))
+        b1n, b2n, b_ih, b_hh = (arr(b) for b in (b1, b2, g.bias_ih, g.bias_hh))
+        table = np.zeros((h.shape[0], 2 * hid if ve else hid), dtype=dtype)  # message-MLP outputs of each node
+        rows = table.reshape(-1, hid)
+        sweeps: list[list[tuple[tuple[int, int], np.ndarray, np.ndarray]]] = []
+        for steps in plan:
+            sweep = []
+            for s in steps:
+                rows_of, weights_of = (s.gather_ve, s.weights_ve) if ve else (s.real_pos, s.real_sum)
+                assert rows_of is not None and weights_of is not None
+                sweep.append((s.span, rows_of.numpy(), weights_of.numpy().astype(dtype, copy=False)))
+            sweeps.append(sweep)
+        with np.errstate(over="ignore"):  # exp overflow in the sigmoid gives its limit 0
+            for _ in range(self.T):
+                for sweep in sweeps:
+                    gh = h @ w_hh_t
+                    gh += b_hh  # hidden-state gates of every node, as before this sweep
+                    for (a, b), gather, weights in sweep:
+                        hs, ghs = h[a:b], gh[a:b]
+                        if len(gather):
+                            gi = (weights @ rows[gather]) @ w_ih_t
+                            gi += b_ih
+                        else:  # no incoming message: m = 0
+                            gi = np.repeat(b_ih[None], b - a, axis=0)
+                        rz = gi[:, : 2 * hid]
+                        rz += ghs[:, : 2 * hid]
+                        np.negative(rz, out=rz)
+                        np.exp(rz, out=rz)
+                        rz += 1
+                        np.reciprocal(rz, out=rz)  # sigmoid: reset and update gates
+                        n = gi[:, 2 * hid :]
+                        n += rz[:, :hid] * ghs[:, 2 * hid :]
+                        np.tanh(n, out=n)
+                        hs -= n  # (h - n) z + n, as torch's GRU cell
+                        hs *= rz[:, hid:]
+                        hs += n
+                        y = hs @ w1t
+                        y += b1n
+                        np.maximum(y, 0, out=y)
+                        out = table[a:b]
+                        np.matmul(y, w2t, out=out)
+                        out += b2n
+                        np.maximum(out, 0, out=out)
+        h_sorted = torch.from_numpy(h)
+        return h_sorted.new_empty(h_sorted.shape).index_copy_(0, order, h_sorted)
+
+
+def _linear_pair(mlp: nn.Module) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Weights and biases of the two linear layers of a message MLP (``Sequential(Linear, ReLU, Linear, ReLU)``)."""
+    first, second = mlp[0], mlp[2]  # type: ignore[index]
+    return first.weight, first.bias, second.weight, second.bias
 
 
 def node_by_node(gnn: GatedGNN, x: Tensor, edge_index: Tensor, edge_dist: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError, HyperzooError
-from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
+from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_into, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
 from hyperzoo.graphs.arch_graph import ArchGraph
@@ -261,6 +261,20 @@ class GHN(nn.Module):
         Returns:
             One ``{parameter name: tensor}`` per network, attached to the GHN's autograd graph.
         """
+        blocks = self._predict_blocks(models, graphs, skip_unknown)
+        return [{name: self._tile(w, shape) for name, (w, shape) in pred.items()} for pred in blocks]
+
+    def _predict_blocks(
+        self,
+        models: Sequence[nn.Module],
+        graphs: Sequence[ArchGraph] | None = None,
+        skip_unknown: bool = False,
+    ) -> list[dict[str, tuple[Tensor, torch.Size]]]:
+        """:meth:`predict_batch` before tiling: ``{name: (normalized predicted block, parameter shape)}`` per network.
+
+        Tiling repeats the block up to the parameter's shape, so :meth:`forward` can write it straight into the
+        parameter (:func:`tile_into`) instead of materializing the full tensor first.
+        """
         models = list(models)
         if graphs is None:
             graph_list = [self.graph(m) for m in models]
@@ -310,7 +324,7 @@ class GHN(nn.Module):
                     stacklevel=2,
                 )
 
-        out: list[dict[str, Tensor]] = [{} for _ in models]
+        out: list[dict[str, tuple[Tensor, torch.Size]]] = [{} for _ in models]
         modules = [dict(m.named_modules()) for m in models]
         for kind, items in jobs.items():
             xs = x[torch.tensor([r for _, _, r in items], device=x.device)]
@@ -324,17 +338,20 @@ class GHN(nn.Module):
                     pred = self.bias_class(torch.relu(pred))
             else:
                 pred = self.decoder(xs, kind[1:])
+            # unbind, not pred[j]: its backward stacks the items' gradients once, where each pred[j]'s backward
+            # would zero-fill and add a gradient of the whole group (quadratic in the group size)
+            per_node = pred.unbind(0)
             for j, (b, v, _) in enumerate(items):
                 params, name = all_params[b], graph_list[b].param_names[v]
                 target = params[name].shape
                 if kind[0] == "pos":
                     from hyperzoo.ghn.decoder3 import tile_pos_embedding
 
-                    w = tile_pos_embedding(pred[j], target)
-                    out[b][name] = normalize_parameter(w, True, target) if self.weight_norm else w
+                    w = tile_pos_embedding(per_node[j], target)
+                    out[b][name] = (normalize_parameter(w, True, target) if self.weight_norm else w, target)
                 elif kind in ("1d", "cls_b"):
                     is_weight = not name.endswith("bias")
-                    out[b][name] = self._finish(pred[j][0 if is_weight else 1], target, is_weight)
+                    out[b][name] = (self._normalize(per_node[j][0 if is_weight else 1], target, is_weight), target)
                     module_name, _, leaf = name.rpartition(".")
                     bias_name = f"{module_name}.bias" if module_name else "bias"
                     if (
@@ -343,16 +360,17 @@ class GHN(nn.Module):
                         and isinstance(modules[b].get(module_name), _NORM_TYPES)
                         and bias_name in params
                     ):
-                        out[b][bias_name] = self._finish(pred[j][1], params[bias_name].shape, False)
+                        bias_shape = params[bias_name].shape
+                        out[b][bias_name] = (self._normalize(per_node[j][1], bias_shape, False), bias_shape)
                 else:
-                    w = pred[j]
+                    w = per_node[j]
                     if kind == "cls_w":
                         w = w.reshape(w.shape + (1,) * (len(target) - 2)) if len(target) > 2 else w
                     elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
                         w = w[(slice(None), slice(None)) + (0,) * (4 - max(len(target), 2))]
-                    out[b][name] = self._finish(w, target, True)
+                    out[b][name] = (self._normalize(w, target, True), target)
         if not self.training:  # inference: NaN/inf weights must not pass as a prediction (one sync)
-            check_finite_predictions(out, graph_list)
+            check_finite_predictions([{k: w for k, (w, _) in p.items()} for p in out], graph_list)
         return out
 
     @staticmethod
@@ -366,13 +384,26 @@ class GHN(nn.Module):
         return ("4d", int(spatial[0]), int(spatial[1]))
 
     def _finish(self, w: Tensor, shape: torch.Size, is_weight: bool) -> Tensor:
-        if self.weight_norm:  # elementwise given the target shape: normalize the block, then tile it
-            w = normalize_parameter(w, is_weight, shape)
+        """A decoded block as the parameter: normalized (:meth:`_normalize`), then tiled (:meth:`_tile`)."""
+        return self._tile(self._normalize(w, shape, is_weight), shape)
+
+    def _normalize(self, w: Tensor, shape: torch.Size, is_weight: bool) -> Tensor:
+        """Normalization of a decoded block; elementwise given the target shape, so it may come before tiling."""
+        return normalize_parameter(w, is_weight, shape) if self.weight_norm else w
+
+    def _tile(self, w: Tensor, shape: torch.Size) -> Tensor:
         if self.decoder_kind == "conv3" and w.dim() >= len(shape):
             from hyperzoo.ghn.decoder3 import tile_to_shape_centered
 
             return tile_to_shape_centered(w, shape)
         return tile_to_shape(w, shape)
+
+    def _tile_into(self, param: Tensor, w: Tensor) -> None:
+        """Writes the tiled block ``w`` into ``param`` (one pass, no full-size temporary where it can)."""
+        if self.decoder_kind == "conv" and w.dim() == param.dim():
+            tile_into(param, w)
+        else:
+            param.copy_(self._tile(w, param.shape))
 
     # ------------------------------------------------------------------ the reference's ghn(model)
     def forward(
@@ -391,20 +422,22 @@ class GHN(nn.Module):
         single = isinstance(model, nn.Module)
         models = [model] if isinstance(model, nn.Module) else list(model)
         graphs = None if graph is None else ([graph] if isinstance(graph, ArchGraph) else list(graph))
-        preds = self.predict_batch(models, graphs, skip_unknown=skip_unknown)
+        preds = self._predict_blocks(models, graphs, skip_unknown=skip_unknown)
         for net, pred in zip(models, preds):
             modules = dict(net.named_modules())
-            for name, tensor in pred.items():
+            for name, (block, shape) in pred.items():
                 module_name, _, leaf = name.rpartition(".")
                 module = modules[module_name]
                 if self.training:
+                    tensor = self._tile(block, shape)
                     module._parameters[leaf] = tensor  # type: ignore[assignment]  # non-leaf: keeps the path to the GHN
                 else:
                     param = module._parameters[leaf]
                     with torch.no_grad():
-                        if param is not None and param.device == tensor.device and param.shape == tensor.shape:
-                            param.copy_(tensor)  # one pass, straight from the tiled view
+                        if param is not None and param.device == block.device and param.shape == shape:
+                            self._tile_into(param, block)  # one pass from the small block, no full-size temporary
                         else:  # a model on the meta device, or another dtype: take the prediction as it is
+                            tensor = self._tile(block, shape)
                             module._parameters[leaf] = nn.Parameter(tensor.detach().clone(), requires_grad=True)
             if bn_train:
                 set_bn_batch_stats(net)
