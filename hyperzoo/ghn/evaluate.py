@@ -96,7 +96,7 @@ def build_named_model(name: str, num_classes: int = 10, adapt_cifar: bool = True
 
     family = model_family(name)  # raises UnknownNameError with suggestions
     kwargs: dict[str, Any] = {"num_classes": num_classes}
-    if family == "torchvision":
+    if family in ("torchvision", "timm"):
         kwargs["adapt_cifar"] = adapt_cifar
     return create_model(name, **kwargs)
 
@@ -400,7 +400,9 @@ def evaluate_predicted(
             t0 = time.perf_counter()
             # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
             size = getattr(model, "expected_input_size", None) or images.image_size
-            graph = graph_from_module(model, input_size=size, s_max=ghn.s_max, name=arch.name)
+            graph = graph_from_module(
+                model, input_size=size, s_max=ghn.s_max, name=arch.name, strict=not skip_unknown
+            )
             graph_s = time.perf_counter() - t0
         model = model.to(dev).eval()
         row: dict[str, Any] = {"name": arch.name}
@@ -424,6 +426,7 @@ def evaluate_predicted(
             tensors=len(params),
             predicted_params=sum(t.numel() for t in pred.values()),
             predicted_tensors=len(pred),
+            unpredicted=sorted({n for n, _ in model.named_parameters()} - set(pred)),
             graph_s=graph_s,
             predict_s=predict_s,
             top1=top1,

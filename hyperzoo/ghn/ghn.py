@@ -36,7 +36,9 @@ from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.graphs.arch_graph import ArchGraph
-from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, PRIMITIVES
+from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
+from hyperzoo.graphs.sharing import first_uses
+from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, OP_ID, PRIMITIVES
 
 __all__ = ["GHN", "GHN2", "NodeMLP", "UnpredictableLayerError"]
 
@@ -201,13 +203,18 @@ class GHN(nn.Module):
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         return (
             f"this GHN embeds {self.num_ops} op types and cannot predict ops {sorted(ops)} (parameters {shown}); "
-            "pass skip_unknown=True to predict everything else and leave these at their current values, "
+            "pass allow_unpredicted=True (or skip_unknown=True; --skip-unknown) to predict everything else and leave "
+            "these at their current values, "
             f"or use a GHN trained with num_ops={len(PRIMITIVES)}"
         )
 
     # ------------------------------------------------------------------ prediction
     def predict_parameters(
-        self, model_or_graph: nn.Module | ArchGraph, model: nn.Module | None = None, skip_unknown: bool = False
+        self,
+        model_or_graph: nn.Module | ArchGraph,
+        model: nn.Module | None = None,
+        skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> dict[str, Tensor]:
         """Predicts every parameter of one network that has a node in its graph.
 
@@ -215,6 +222,7 @@ class GHN(nn.Module):
             model_or_graph: a network (its graph is built with :func:`graph_from_module`) or its :class:`ArchGraph`.
             model: the network when a graph is given (it supplies the real parameter shapes and the module types).
             skip_unknown: see :meth:`predict_batch`.
+            allow_unpredicted: see :meth:`predict_batch`.
 
         Returns:
             ``{parameter name: tensor}`` in the network's shapes, still attached to the GHN's autograd graph. A
@@ -223,14 +231,17 @@ class GHN(nn.Module):
         if isinstance(model_or_graph, ArchGraph):
             if model is None:
                 raise HyperzooError("predict_parameters(graph) needs the network too: predict_parameters(graph, model)")
-            return self.predict_batch([model], [model_or_graph], skip_unknown=skip_unknown)[0]
-        return self.predict_batch([model_or_graph], skip_unknown=skip_unknown)[0]
+            return self.predict_batch(
+                [model], [model_or_graph], skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted
+            )[0]
+        return self.predict_batch([model_or_graph], skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)[0]
 
     def predict_batch(
         self,
         models: Sequence[nn.Module],
         graphs: Sequence[ArchGraph] | None = None,
         skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> list[dict[str, Tensor]]:
         """Predicts the parameters of many networks in one pass (one encoder call, one decoder call per kind).
 
@@ -238,19 +249,31 @@ class GHN(nn.Module):
             models: the networks (used for parameter shapes and module types; their values are not read).
             graphs: their graphs (built with :func:`graph_from_module` where ``None``).
             skip_unknown: leave parameters whose op the GHN cannot embed out of the result (with a warning)
-                instead of raising :class:`UnpredictableLayerError`.
+                instead of raising :class:`UnpredictableLayerError` (the same as ``allow_unpredicted``).
+            allow_unpredicted: leave every parameter the GHN cannot predict (unknown ops, parameters without a
+                graph node) out of the result, with a warning giving their count and names, instead of raising
+                (:mod:`hyperzoo.ghn.unpredicted`).
+
+        A parameter with several nodes (weight sharing) is predicted once, from its first node
+        (:mod:`hyperzoo.graphs.sharing`).
 
         Returns:
             One ``{parameter name: tensor}`` per network, attached to the GHN's autograd graph.
+
+        Raises:
+            UnpredictableLayerError: ops the GHN cannot embed, unless allowed.
+            UnpredictedParametersError: parameters without a graph node, unless allowed.
         """
+        allow = allow_unpredicted or skip_unknown
         models = list(models)
         if graphs is None:
-            graph_list = [graph_from_module(m, s_max=self.s_max) for m in models]
+            graph_list = [graph_from_module(m, s_max=self.s_max, strict=not allow) for m in models]
         else:
             graph_list = list(graphs)
             if len(graph_list) != len(models):
                 raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
-        x = self.embed_nodes(graph_list, skip_unknown=skip_unknown)
+        check_unmapped(graph_list, allow)
+        x = self.embed_nodes(graph_list, skip_unknown=allow)
 
         jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]
         all_params = [dict(m.named_parameters()) for m in models]
@@ -260,8 +283,9 @@ class GHN(nn.Module):
             n = int(graph.num_nodes)
             has_param = graph.has_param.tolist()
             ops = graph.op.tolist()
+            first = first_uses(list(graph.param_names), has_param)  # tied uses of a shared weight: the first
             for v, name in enumerate(graph.param_names):
-                if not has_param[v]:
+                if not first[v]:
                     continue
                 if name not in params:
                     raise HyperzooError(
@@ -273,8 +297,6 @@ class GHN(nn.Module):
                     continue
                 jobs[self._kind(v, n, name, params[name].shape)].append((b, v, offset + v))
             offset += n
-        if skipped:
-            warnings.warn(f"GHN left {len(skipped)} parameters unpredicted (unknown ops): {skipped[:8]}", stacklevel=2)
 
         out: list[dict[str, Tensor]] = [{} for _ in models]
         modules = [dict(m.named_modules()) for m in models]
@@ -299,8 +321,9 @@ class GHN(nn.Module):
                     if (
                         is_weight
                         and leaf == "weight"
-                        and isinstance(modules[b].get(module_name), _NORM_TYPES)
+                        and (isinstance(modules[b].get(module_name), _NORM_TYPES) or is_norm_node(graph_list[b], v))
                         and bias_name in params
+                        and bias_name not in graph_list[b].param_names
                     ):
                         out[b][bias_name] = self._finish(pred[j][1], params[bias_name].shape, False)
                 else:
@@ -310,12 +333,13 @@ class GHN(nn.Module):
                     elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
                         w = w[(slice(None), slice(None)) + (0,) * (4 - max(len(target), 2))]
                     out[b][name] = self._finish(w, target, True)
+        report_unpredicted(models, out, allow, graph_list)
         return out
 
     @staticmethod
     def _kind(v: int, n: int, name: str, shape: torch.Size) -> Any:
         """Decoder group of node ``v``: the classifier is the weight node second to last / the bias node last."""
-        if len(shape) == 1:
+        if len(shape) <= 1:  # a scalar is decoded as a vector of one
             return "cls_b" if (v == n - 1 and name.endswith(".bias")) else "1d"
         if v == n - 2 and name.endswith(".weight"):
             return "cls_w"
@@ -323,6 +347,8 @@ class GHN(nn.Module):
         return ("4d", int(spatial[0]), int(spatial[1]))
 
     def _finish(self, w: Tensor, shape: torch.Size, is_weight: bool) -> Tensor:
+        if len(shape) == 0:
+            return self._finish(w, torch.Size([1]), is_weight).reshape(())
         if self.weight_norm:  # elementwise given the target shape: normalize the block, then tile it
             w = normalize_parameter(w, is_weight, shape)
         if self.decoder_kind == "conv3" and w.dim() >= len(shape):
@@ -338,17 +364,21 @@ class GHN(nn.Module):
         graph: ArchGraph | Sequence[ArchGraph] | None = None,
         bn_train: bool = True,
         skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> Any:
         """Sets the parameters of ``model`` (or of each model of a list) to the predicted ones; returns it/them.
 
         In training mode the predicted tensors replace the parameters (gradients flow to the GHN); in eval mode their
         values are copied into the existing parameters. With ``bn_train`` batch-norm layers use batch statistics, as
         the reference evaluates, since running statistics are not predicted.
+
+        Every parameter is predicted or this raises (:mod:`hyperzoo.ghn.unpredicted`); ``allow_unpredicted=True``
+        (or ``skip_unknown=True``) leaves those the GHN cannot predict at their values, with a warning.
         """
         single = isinstance(model, nn.Module)
         models = [model] if isinstance(model, nn.Module) else list(model)
         graphs = None if graph is None else ([graph] if isinstance(graph, ArchGraph) else list(graph))
-        preds = self.predict_batch(models, graphs, skip_unknown=skip_unknown)
+        preds = self.predict_batch(models, graphs, skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)
         for net, pred in zip(models, preds):
             modules = dict(net.named_modules())
             for name, tensor in pred.items():
@@ -369,6 +399,11 @@ class GHN(nn.Module):
 
 
 GHN2 = GHN  # the default configuration is GHN-2
+
+
+def is_norm_node(graph: ArchGraph, v: int) -> bool:
+    """Whether node ``v`` is a normalization node (``bn``/``ln``: it predicts its module's bias with the weight)."""
+    return int(graph.op[v]) in (OP_ID["bn"], OP_ID["ln"])
 
 
 def set_bn_batch_stats(model: nn.Module) -> nn.Module:

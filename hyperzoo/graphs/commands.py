@@ -58,7 +58,7 @@ def load_graph(
     if adapt_cifar:
         from hyperzoo.nets.factory import model_family
 
-        if model_family(spec) == "torchvision":
+        if model_family(spec) in ("torchvision", "timm"):
             kwargs["adapt_cifar"] = True  # hyperzoo's CIFAR models are 32x32 networks already
     model = create_model(spec, **kwargs)
     return graph_from_module(model, input_size=input_size, s_max=s_max, name=spec)
