@@ -485,7 +485,10 @@ def _trace_on_meta(
 
     meta_args = tuple(to_meta(a) for a in args)
     meta_kwargs = {k: to_meta(v) for k, v in kwargs.items()}
-    with torch.random.fork_rng(devices=[]), torch.enable_grad(), _meta_trace_kernels():
+    # functional_call restores a module reached under two names (a shared module) once per name, the second time
+    # with the twin it swapped in first: the model's own tensors are put back here, whatever happens
+    own = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+    with torch.random.fork_rng(devices=[]), torch.enable_grad(), _meta_trace_kernels(), _restored(own):
         out = functional_call(model, state, meta_args, meta_kwargs, tie_weights=True, strict=False)
         outputs = [t for t in _output_tensors(out) if t.grad_fn is not None]
         if not outputs:
@@ -498,6 +501,17 @@ def _trace_on_meta(
     if used_out is not None:
         used_out.update(real_of[u] for u in used if u in real_of)
     return nodes, {real_of[c] for c in covered}
+
+
+@contextlib.contextmanager
+def _restored(own: list[tuple[nn.Module, dict[str, Any], dict[str, Any]]]) -> Iterator[None]:
+    """Put every module's parameters and buffers back on exit (see :func:`_trace_on_meta`)."""
+    try:
+        yield
+    finally:
+        for module, params, buffers in own:
+            module._parameters.update(params)
+            module._buffers.update(buffers)
 
 
 def _batch_norm_shapes(
@@ -591,7 +605,7 @@ def build_arch_graph(nodes: list[_Node], s_max: int, name: str, **extra: Any) ->
         if node.is_param and node.op is not None and node.param is not None:
             ops.append(node.op)
             names.append(node.name)
-            shapes.append(tuple(node.param.shape))
+            shapes.append(tuple(node.param.shape) or (1,))  # a scalar is encoded as one channel (it has a parameter)
         elif node.name == "input":
             ops.append("input")
             names.append("")

@@ -51,6 +51,7 @@ _PASS_THROUGH = frozenset(
         "T", "Select", "Slice", "Index", "Clone", "ToCopy", "Copy", "Contiguous", "Repeat", "Flatten", "Unflatten",
         "AsStrided", "Sigmoid", "Exp", "Log", "Clamp", "ClampMin", "ClampMax", "Neg", "Abs", "Softplus", "Tanh",
         "Cat", "Stack", "Split", "SplitWithSizes", "Unbind", "Alias", "Detach", "Lift", "Pow", "Sqrt", "Rsqrt",
+        "Rsub",
     }
 )  # fmt: skip
 # A matrix product: its output are attention logits when a parameter joins it.

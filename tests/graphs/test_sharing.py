@@ -138,3 +138,25 @@ def test_onnx_shared_initializer_gives_one_node_per_use():
     assert {k: len(v) for k, v in tied_uses(g).items()} == {"conv.weight": 2, "conv.bias": 2}
     ref = graph_from_module(model, input_size=8)
     assert g.op_names == ref.op_names and g.param_names == ref.param_names
+
+
+class Aliased(nn.Module):
+    """One module registered under two names (CoaT's shared MLPs), each name called once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp2 = self.mlp3 = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.out(self.mlp2(x) + self.mlp3(torch.relu(x)))
+
+
+def test_meta_trace_leaves_an_aliased_module_intact():
+    model = Aliased()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    g = graph_from_module(model, inputs=torch.randn(2, 4))
+    assert g.meta_fallback == "" and {k: len(v) for k, v in tied_uses(g).items()} == {"mlp2.weight": 2, "mlp2.bias": 2}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        assert p.device.type == "cpu" and torch.equal(p, before[name.replace("mlp3", "mlp2")]), name
+    assert model.mlp2 is model.mlp3
