@@ -400,9 +400,7 @@ def evaluate_predicted(
             t0 = time.perf_counter()
             # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
             size = getattr(model, "expected_input_size", None) or images.image_size
-            graph = graph_from_module(
-                model, input_size=size, s_max=ghn.s_max, name=arch.name, strict=not skip_unknown
-            )
+            graph = graph_from_module(model, input_size=size, s_max=ghn.s_max, name=arch.name, strict=not skip_unknown)
             graph_s = time.perf_counter() - t0
         model = model.to(dev).eval()
         row: dict[str, Any] = {"name": arch.name}

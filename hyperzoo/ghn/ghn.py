@@ -22,7 +22,6 @@ decoder and interpolated by GHN-3's.
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -34,9 +33,9 @@ from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
+from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.graphs.arch_graph import ArchGraph
-from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
 from hyperzoo.graphs.sharing import first_uses
 from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, OP_ID, PRIMITIVES
 
@@ -278,7 +277,6 @@ class GHN(nn.Module):
         jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]
         all_params = [dict(m.named_parameters()) for m in models]
         offset = 0
-        skipped: list[str] = []
         for b, (graph, params) in enumerate(zip(graph_list, all_params)):
             n = int(graph.num_nodes)
             has_param = graph.has_param.tolist()
@@ -293,8 +291,7 @@ class GHN(nn.Module):
                         "was the graph built from another architecture?"
                     )
                 if ops[v] >= self.num_ops:
-                    skipped.append(name)
-                    continue
+                    continue  # allowed by now (embed_nodes raised otherwise); reported by report_unpredicted
                 jobs[self._kind(v, n, name, params[name].shape)].append((b, v, offset + v))
             offset += n
 

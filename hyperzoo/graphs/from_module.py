@@ -28,8 +28,8 @@ from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.param_ops import FUNCTION_OPS, NORM_OPS, function_prefix, param_op
 from hyperzoo.graphs.roles import infer_role
 from hyperzoo.graphs.sharing import tied_use
-from hyperzoo.graphs.trace_report import cpu_picks_flash, cycle_message, report_fallback, unmapped_message
 from hyperzoo.graphs.topology import topological_order
+from hyperzoo.graphs.trace_report import cpu_picks_flash, cycle_message, report_fallback, unmapped_message
 
 __all__ = ["UnmappedModuleError", "graph_from_module"]
 

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["first_uses", "tied_use", "tied_uses"]
 
 
-def tied_use(nodes: list[Any], seen: dict[Any, Any], uses: dict[Any, int], fn: Any, leaf: Any, own: list[int]) -> int | None:
+def tied_use(
+    nodes: list[Any], seen: dict[Any, Any], uses: dict[Any, int], fn: Any, leaf: Any, own: list[int]
+) -> int | None:
     """Add the node of one more use of an already traced parameter; return its index (``None``: nothing to add).
 
     Args:

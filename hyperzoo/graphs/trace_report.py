@@ -81,7 +81,9 @@ def unmapped_message(
     for full in missing[:20]:
         mod, mtype = module_of.get(full, ("", "?"))
         shape = tuple(params[full].shape) if full in params else ()
-        lines.append(f"  {full}: module {mod or '<root>'} ({mtype}), shape {list(shape)}; fix: {role_hint(full, mtype, shape)}")
+        lines.append(
+            f"  {full}: module {mod or '<root>'} ({mtype}), shape {list(shape)}; fix: {role_hint(full, mtype, shape)}"
+        )
     more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
     return (
         f"{name}: {len(missing)} parameter tensor(s) have no graph op (neither the name table nor role inference "

@@ -47,9 +47,7 @@ def _timm() -> Any:
     try:
         import timm
     except ImportError as e:
-        raise HyperzooError(
-            "timm: model names need the optional timm package: pip install 'hyperzoo[timm]'"
-        ) from e
+        raise HyperzooError("timm: model names need the optional timm package: pip install 'hyperzoo[timm]'") from e
     return timm
 
 
@@ -71,7 +69,9 @@ def _entrypoint_takes(bare: str, arg: str) -> bool:
     timm = _timm()
     fn = timm.models.model_entrypoint(bare)
     module = inspect.getmodule(fn)
-    for obj in vars(module).values() if module is not None else ():
+    if module is None:
+        return False
+    for obj in vars(module).values():
         if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:
             try:
                 params = inspect.signature(obj.__init__).parameters

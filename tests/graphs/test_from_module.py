@@ -129,7 +129,9 @@ def test_inferred_roles_and_unmapped_parameters(accounted):
     assert not model.frozen.weight.requires_grad
 
     model.scale = Sorted()
-    with pytest.raises(UnmappedModuleError, match=r"scale\.table: module scale \(Sorted\), shape \[4, 1, 1\].*param_ops"):
+    with pytest.raises(
+        UnmappedModuleError, match=r"scale\.table: module scale \(Sorted\), shape \[4, 1, 1\].*param_ops"
+    ):
         graph_from_module(model, input_size=4)  # strict by default
     g = graph_from_module(model, input_size=4, strict=False)
     assert g.unmapped == ["scale.table"] and g.unmapped_modules == ["scale (Sorted)"]
