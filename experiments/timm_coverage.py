@@ -51,6 +51,8 @@ def check(name: str, kwargs: dict[str, Any], ghn: Any) -> dict[str, Any]:
     except UnmappedModuleError:
         graph = graph_from_module(model, strict=False)
         row["unmapped"] = list(graph.unmapped)
+        row.update(nodes=int(graph.num_nodes), meta_fallback=graph.meta_fallback, ok=False)
+        return row  # not predictable as a whole: stop here (the rest needs a complete graph)
     row["nodes"] = int(graph.num_nodes)
     row["meta_fallback"] = graph.meta_fallback
     real = graph_from_module(model, meta=False, strict=False)
@@ -84,7 +86,8 @@ def why(row: dict[str, Any]) -> str:
         return row["error"]
     out = []
     if row["unmapped"]:
-        out.append(f"unmapped {', '.join(row['unmapped'][:3])}")
+        out.append(f"no role for {len(row['unmapped'])} tensor(s), e.g. {', '.join(row['unmapped'][:2])}")
+        return "; ".join(out)
     if row["meta_fallback"]:
         out.append(f"meta fallback ({row['meta_fallback'][:80]})")
     if not row["meta_equal"]:
