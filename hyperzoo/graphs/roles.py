@@ -51,7 +51,7 @@ _PASS_THROUGH = frozenset(
         "T", "Select", "Slice", "Index", "Clone", "ToCopy", "Copy", "Contiguous", "Repeat", "Flatten", "Unflatten",
         "AsStrided", "Sigmoid", "Exp", "Log", "Clamp", "ClampMin", "ClampMax", "Neg", "Abs", "Softplus", "Tanh",
         "Cat", "Stack", "Split", "SplitWithSizes", "Unbind", "Alias", "Detach", "Lift", "Pow", "Sqrt", "Rsqrt",
-        "Rsub",
+        "Rsub", "Softmax", "LogSoftmax",
     }
 )  # fmt: skip
 # A matrix product: its output are attention logits when a parameter joins it.
@@ -91,6 +91,9 @@ def _comes_from(fn: Any, kinds: frozenset[str], depth: int = 4) -> bool:
             return False
         fn = nxt[0]
     return False
+
+
+_SLICES = frozenset({"Select", "Index", "Slice", "Unbind", "Split", "SplitWithSizes"})
 
 
 def _use(chain: list[Any], leaf_fn: Any) -> tuple[Any, int, Any]:
@@ -158,10 +161,12 @@ def infer_role(module: nn.Module, leaf: str, param: Tensor, chain: list[Any], le
         if slot == 0:
             return "bias"
         return "layer_scale" if _channelwise(shape) else None
+    # a slice of the parameter is used (``alpha[0] * x``): its rows are the per-channel vectors
+    sliced = any(_prefix(f) in _SLICES for f in chain[: chain.index(use)] if f is not None) if use in chain else False
     if kind in ("Mul", "Div"):
         if logits and _channelwise(shape):
             return "logit_scale"
-        if _channelwise(shape) or (len(shape) >= 2 and shape[0] == 1 and _channelwise(shape[1:])):
+        if _channelwise(shape) or sliced or (len(shape) >= 2 and shape[0] == 1 and _channelwise(shape[1:])):
             return "layer_scale"
         return None
     if kind in ("Add", "Sub"):

@@ -179,7 +179,7 @@ COVERAGE_SET: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("nfnet", "nf_resnet26", {}),
     ("convnext", "test_convnext", {}),
     ("convnext", "convnextv2_atto", {}),
-    ("convmixer", "convmixer_768_32", {"depth": 4}),
+    ("convmixer", "convmixer_768_32", {}),
     ("inception_next", "inception_next_atto", {}),
     ("rdnet", "rdnet_tiny", {}),
     ("mambaout", "test_mambaout", {}),

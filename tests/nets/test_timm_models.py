@@ -63,10 +63,20 @@ def test_representative_timm_models(name):
     check_fully_predicted(name, {})
 
 
+# Known gaps (experiments/RESULTS.md, "Models from timm: coverage"): strict xfails, so a fix shows up.
+KNOWN_GAPS = {
+    "sequencer2d_s": "nn.LSTM weights have no role (and its meta trace is a 10k-node decomposition)",
+    "cpubone_nano": "meta kernels give attention inputs other strides than CPU: CPU's fused-attention choice differs",
+}
+
+
+def _param(family: str, name: str, kwargs: dict):
+    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[name])] if name in KNOWN_GAPS else []
+    return pytest.param(name, kwargs, id=f"{family}-{name}", marks=marks)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "kwargs"), [pytest.param(n, k, id=f"{f}-{n}") for f, n, k in COVERAGE_SET if n not in FAST]
-)
+@pytest.mark.parametrize(("name", "kwargs"), [_param(f, n, k) for f, n, k in COVERAGE_SET if n not in FAST])
 def test_every_timm_family(name, kwargs):
     check_fully_predicted(name, kwargs)
 
