@@ -34,6 +34,9 @@ def cpu_picks_flash(
     The stand-ins are uninitialised CPU tensors with the same strides; a mask is an expanded scalar (its shape is
     all the choice reads), so no large mask is allocated.
     """  # noqa: D205
+    if attn_mask is not None and attn_mask.requires_grad:
+        return False  # the fused kernel cannot differentiate the mask: CPU runs the math path
+
     def stand_in(t: Tensor) -> Tensor:
         return torch.empty_strided(tuple(t.shape), tuple(t.stride())).requires_grad_(t.requires_grad)
 
