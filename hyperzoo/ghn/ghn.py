@@ -36,7 +36,7 @@ from hyperzoo.ghn.shape_encoder import ShapeEncoder
 from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.graphs.arch_graph import ArchGraph
-from hyperzoo.graphs.sharing import first_uses
+from hyperzoo.graphs.sharing import first_uses, parameter_slots
 from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, OP_ID, PRIMITIVES
 
 __all__ = ["GHN", "GHN2", "NodeMLP", "UnpredictableLayerError"]
@@ -378,18 +378,22 @@ class GHN(nn.Module):
         preds = self.predict_batch(models, graphs, skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)
         for net, pred in zip(models, preds):
             modules = dict(net.named_modules())
+            slots = parameter_slots(net)  # a tied tensor is replaced in every module that holds it
             for name, tensor in pred.items():
                 module_name, _, leaf = name.rpartition(".")
                 module = modules[module_name]
                 if self.training:
-                    module._parameters[leaf] = tensor  # type: ignore[assignment]  # non-leaf: keeps the path to the GHN
+                    for owner, key in slots.get(id(module._parameters[leaf]), [(module, leaf)]):
+                        owner._parameters[key] = tensor  # type: ignore[assignment]  # non-leaf: keeps the GHN path
                 else:
                     param = module._parameters[leaf]
                     with torch.no_grad():
                         if param is not None and param.device == tensor.device and param.shape == tensor.shape:
                             param.copy_(tensor)  # one pass, straight from the tiled view
                         else:  # a model on the meta device, or another dtype: take the prediction as it is
-                            module._parameters[leaf] = nn.Parameter(tensor.detach().clone(), requires_grad=True)
+                            new = nn.Parameter(tensor.detach().clone(), requires_grad=True)
+                            for owner, key in slots.get(id(param), [(module, leaf)]):
+                                owner._parameters[key] = new
             if bn_train:
                 set_bn_batch_stats(net)
         return models[0] if single else models

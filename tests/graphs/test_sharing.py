@@ -160,3 +160,12 @@ def test_meta_trace_leaves_an_aliased_module_intact():
     for name, p in model.named_parameters(remove_duplicate=False):
         assert p.device.type == "cpu" and torch.equal(p, before[name.replace("mlp3", "mlp2")]), name
     assert model.mlp2 is model.mlp3
+
+
+def test_training_mode_replaces_a_tied_tensor_everywhere():
+    model = TiedLM()
+    ghn = create_ghn("ghn2", hid=16, max_shape=(16, 16, 3, 3), num_ops=len(PRIMITIVES), num_classes=10).train()
+    ghn(model, graph_from_module(model, inputs=torch.randint(0, 11, (2, 7))))
+    assert model.out.weight is model.embed.weight and model.embed.weight.grad_fn is not None
+    model(torch.randint(0, 11, (2, 7))).sum().backward()
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in ghn.parameters())
