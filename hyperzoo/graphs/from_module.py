@@ -93,6 +93,7 @@ def _trace(
     param_map: dict[int, tuple[str, nn.Module, str]],
     overrides: Mapping[str, str] | None,
     used: set[int] | None = None,
+    infer: bool = True,
 ) -> tuple[list[_Node], set[int]]:
     """Walk the autograd graph depth-first (pre-order, children in ``next_functions`` order).
 
@@ -134,7 +135,7 @@ def _trace(
                 continue  # an input tensor that requires grad
             full, module, leaf = entry
             op = param_op(module, leaf, full, overrides)
-            if op is None:
+            if op is None and infer:
                 op = infer_role(module, leaf, var, [fn, *(f for f, _, _ in reversed(stack))], child)
             if op is None:
                 continue  # reported from the parameters left uncovered
@@ -291,6 +292,7 @@ def graph_from_module(
     name: str | None = None,
     param_ops: Mapping[str, str] | None = None,
     meta: bool = True,
+    infer_roles: bool = True,
 ) -> ArchGraph:
     """Build the :class:`ArchGraph` of ``model`` from one forward pass.
 
@@ -306,6 +308,9 @@ def graph_from_module(
             fails naming it); ``False`` lists such parameters in ``graph.unmapped`` instead.
         name: the graph's name (default: the model's class name).
         param_ops: ``{parameter name or fnmatch pattern: op name}`` for parameters no rule maps.
+        infer_roles: give parameters the name table does not know a role from their module, shape and use
+            (:mod:`~hyperzoo.graphs.roles`); ``False`` keeps to the table, as the reference GHN-2 does (such
+            parameters are then unmapped: an error with ``strict``, else listed and refused by a GHN unless allowed).
         meta: run the forward pass on ``meta`` twins of the parameters, buffers and inputs (no arithmetic, the
             same autograd graph; ResNet-50 at 224x224 traces about 6x faster than with a real forward). Models whose
             forward cannot run on meta tensors (an op without a meta kernel, data-dependent control flow) fall back
@@ -359,14 +364,16 @@ def graph_from_module(
     if meta:
         meta_args = (_make_inputs(model, input_size, meta=True)[0],) if inputs is None else args
         try:
-            nodes, covered = _trace_on_meta(model, meta_args, kwargs, param_map, param_ops, used)
+            nodes, covered = _trace_on_meta(model, meta_args, kwargs, param_map, param_ops, used, infer_roles)
         except Exception as e:  # an op without a meta kernel or data-dependent control flow: trace for real
             nodes, meta_error = None, e
     if nodes is None:
         if inputs is None:
             args = (_make_inputs(model, input_size)[0],)
         used.clear()
-        nodes, covered = _trace_for_real(model, args, kwargs, param_map, param_ops, named, name, size_info, used)
+        nodes, covered = _trace_for_real(
+            model, args, kwargs, param_map, param_ops, named, name, size_info, used, infer_roles
+        )
         if meta_error is not None:  # reported once the real pass worked (a model that fails for real raises)
             fallback = report_fallback(name, meta_error)
 
@@ -418,6 +425,7 @@ def _trace_for_real(
     name: str,
     size_info: Any,
     used: set[int] | None = None,
+    infer: bool = True,
 ) -> tuple[list[_Node], set[int]]:
     """Trace with a real forward pass; buffers, ``requires_grad`` flags and the RNG state are restored after.
 
@@ -439,7 +447,7 @@ def _trace_for_real(
     try:
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             outputs = _run_forward(model, args, kwargs, name, size_info)
-            return _trace(model, outputs, param_map, param_ops, used)
+            return _trace(model, outputs, param_map, param_ops, used, infer)
     finally:
         for m in norms:
             m.track_running_stats = True
@@ -458,6 +466,7 @@ def _trace_on_meta(
     param_map: dict[int, tuple[str, nn.Module, str]],
     param_ops: Mapping[str, str] | None,
     used_out: set[int] | None = None,
+    infer: bool = True,
 ) -> tuple[list[_Node], set[int]]:
     """Trace with every parameter, buffer and input replaced by a ``meta`` twin.
 
@@ -494,7 +503,7 @@ def _trace_on_meta(
         if not outputs:
             raise RuntimeError("no output depends on a parameter")
         used: set[int] = set()
-        nodes, covered = _trace(model, outputs, twin_map, param_ops, used)
+        nodes, covered = _trace(model, outputs, twin_map, param_ops, used, infer)
     for node in nodes:  # shapes are all that is read from the twins; keep no meta tensors around
         if node.param is not None:
             node.param = torch.empty(node.param.shape, device="meta")

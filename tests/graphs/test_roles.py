@@ -162,3 +162,11 @@ def test_known_models_keep_their_graphs():
     g = graph_from_module(model)
     assert g.op_histogram()["layer_scale"] == 18  # ``layer_scale`` is a table name: one node per block
     assert all(op in ("conv", "sep_conv", "bias", "ln", "layer_scale", "input", "sum", "glob_avg") for op in g.op_names)
+
+
+def test_reference_mode_keeps_to_the_name_table():
+    model = Tokens()
+    with pytest.raises(UnmappedModuleError, match="block.q_bias"):
+        graph_from_module(model, inputs=torch.randn(2, 5, 4), infer_roles=False)
+    g = graph_from_module(model, inputs=torch.randn(2, 5, 4), infer_roles=False, strict=False)
+    assert "block.gamma_1" in g.unmapped and "block.q_bias" in g.unmapped and "block.q_bias" not in g.param_names
