@@ -5,7 +5,9 @@ autograd graph from the outputs, turn every parameter leaf into a node (or, for 
 the function itself), contract the functions that are not in the vocabulary, then add virtual edges. What
 differs: the walk uses an explicit stack (no recursion limit), the forward runs under ``enable_grad`` with
 buffers and RNG restored afterwards, any number of inputs and outputs is fine, and every parameter tensor is
-accounted for: in exactly one node, or listed in ``graph.unmapped``.
+accounted for: in a node (one per use when a weight is shared, :mod:`~hyperzoo.graphs.sharing`), with a role from
+the name table or inferred from its use (:mod:`~hyperzoo.graphs.roles`), or in ``graph.unmapped`` (an error by
+default), or in ``graph.unused`` when no output depends on it.
 
 Node order equals the reference's, which the conformance tests check: nodes are created in the reference's DFS
 pre-order, sorted by networkx's generation order (:func:`~hyperzoo.graphs.topology.topological_order`), then
