@@ -161,6 +161,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"{_device_description(device)})"
     )
     print(format_table(results, summary))
+    for row in results:  # only with --skip-unknown: otherwise an unpredicted parameter is an error
+        _report_unpredicted(list(row.get("unpredicted", [])), f"{row['name']}, left at their initial values")
     if args.json:
         from hyperzoo.ghn.evaluate import to_json
 
@@ -254,7 +256,8 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-unknown",
         action="store_true",
-        help="leave parameters of ops the GHN has no embedding for at their random init instead of failing",
+        help="leave parameters the GHN cannot predict (ops it has no embedding for, parameters without a graph "
+        "role) at their random init, reported by name in the output and the JSON, instead of failing",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the networks' init and of the image order")
     p.set_defaults(func=_cli_hint(_cmd_eval))
@@ -343,13 +346,14 @@ def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, 
         )
     if args.input_size is not None and args.input_size <= 0:
         raise ConfigError(f"--input-size must be a positive image side, got {args.input_size}")
-    adapt = bool(args.adapt_cifar) and family == "torchvision"
+    adapt = bool(args.adapt_cifar) and family in ("torchvision", "timm")
     say = Stages("hyperzoo predict")  # large models take a while to build, trace and predict
     say(f"building {args.model}")
     model = build_named_model(args.model, num_classes, adapt_cifar=adapt)
     say(f"tracing the graph of {args.model}")
     t0 = time.perf_counter()
-    graph = ghn.graph(model, input_size=args.input_size, name=args.model)  # the GHN's graph rules
+    # the GHN's graph rules; a parameter without a node is an error unless --skip-unknown
+    graph = ghn.graph(model, input_size=args.input_size, name=args.model, allow_unpredicted=args.skip_unknown)
     graph_s = time.perf_counter() - t0
     model = model.to(ghn.op_embed.weight.device)
     say(f"predicting {sum(p.numel() for p in model.parameters()):,} parameters")
@@ -599,7 +603,8 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-unknown",
         action="store_true",
-        help="leave parameters of ops the GHN has no embedding for unpredicted instead of failing",
+        help="leave parameters the GHN cannot predict (ops it has no embedding for, parameters without a graph "
+        "role) at their initial values, reported by name, instead of failing",
     )
     p.add_argument("--device", default="cpu", metavar="DEV", help="GHN device: cpu (default), cuda, cuda:N or auto")
     p.set_defaults(func=_cli_hint(_cmd_predict))
@@ -610,11 +615,12 @@ def _cli_hint(command: Any) -> Any:
 
     def run(args: argparse.Namespace) -> int:
         from hyperzoo.ghn.ghn import UnpredictableLayerError
+        from hyperzoo.graphs.from_module import UnmappedModuleError
 
         try:
             return int(command(args) or 0)
-        except UnpredictableLayerError as exc:
-            raise UnpredictableLayerError(f"{exc} (on the command line: --skip-unknown)") from exc
+        except (UnpredictableLayerError, UnmappedModuleError) as exc:
+            raise type(exc)(f"{exc} (on the command line: --skip-unknown)") from exc
 
     return run
 

@@ -145,7 +145,7 @@ def normalize_parameter(p: Tensor, is_weight: bool, shape: Sequence[int] | None 
     if len(sz) > 1:
         if len(sz) > 2 and sz[2] >= 11 and sz[0] == 1:
             return p
-        no_relu = len(sz) > 2 and (sz[1] == 1 or sz[2] < sz[3])
+        no_relu = len(sz) > 2 and (sz[1] == 1 or (len(sz) > 3 and sz[2] < sz[3]))  # 3-D: tokens, no kernel
         beta = 1.0 if no_relu else 2.0
         return p * math.sqrt(beta / math.prod(sz[1:]))
     if is_weight:

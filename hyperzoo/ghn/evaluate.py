@@ -96,7 +96,7 @@ def build_named_model(name: str, num_classes: int = 10, adapt_cifar: bool = True
 
     family = model_family(name)  # raises UnknownNameError with suggestions
     kwargs: dict[str, Any] = {"num_classes": num_classes}
-    if family == "torchvision":
+    if family in ("torchvision", "timm"):
         kwargs["adapt_cifar"] = adapt_cifar
     return create_model(name, **kwargs)
 
@@ -411,7 +411,7 @@ def evaluate_predicted(
             size = getattr(model, "expected_input_size", None) or images.image_size
             if ghn.graph_rules == "ghn3":
                 size = None  # the reference GHN-3 traces at its own default size (224, 299 for Inception-v3)
-            graph = ghn.graph(model, input_size=size, name=arch.name)
+            graph = ghn.graph(model, input_size=size, name=arch.name, allow_unpredicted=skip_unknown)
             graph_s = time.perf_counter() - t0
         model = model.to(dev).eval()
         row: dict[str, Any] = {"name": arch.name}
@@ -438,6 +438,7 @@ def evaluate_predicted(
             tensors=len(params),
             predicted_params=sum(t.numel() for t in pred.values()),
             predicted_tensors=len(pred),
+            unpredicted=sorted({n for n, _ in model.named_parameters()} - set(pred)),
             graph_s=graph_s,
             predict_s=predict_s,
             top1=top1,

@@ -23,7 +23,6 @@ decoder and interpolated by GHN-3's.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +34,10 @@ from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_into, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
+from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
 from hyperzoo.graphs.arch_graph import ArchGraph
-from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, PRIMITIVES
+from hyperzoo.graphs.sharing import first_uses, parameter_slots
+from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, OP_ID, PRIMITIVES
 
 __all__ = ["GHN", "GHN2", "NodeMLP", "UnpredictableLayerError"]
 
@@ -167,12 +168,21 @@ class GHN(nn.Module):
 
     # ------------------------------------------------------------------ networks -> graphs
     def graph(
-        self, model: nn.Module, input_size: int | tuple[int, ...] | None = None, name: str | None = None
+        self,
+        model: nn.Module,
+        input_size: int | tuple[int, ...] | None = None,
+        name: str | None = None,
+        allow_unpredicted: bool = False,
     ) -> ArchGraph:
-        """The graph of ``model`` built with this GHN's :attr:`graph_rules` (what :meth:`predict_batch` builds)."""
+        """The graph of ``model`` built with this GHN's :attr:`graph_rules` (what :meth:`predict_batch` builds).
+
+        A parameter without a node is an error while building (GHN-2 rules) or before predicting (GHN-3 rules,
+        whose reference leaves class tokens and layer scales without one), unless ``allow_unpredicted``.
+        """
         from hyperzoo.graphs.rules import build_graph
 
-        return build_graph(model, self.graph_rules, input_size=input_size, s_max=self.s_max, name=name)
+        kwargs = {} if self.graph_rules == "ghn3" else {"strict": not allow_unpredicted}
+        return build_graph(model, self.graph_rules, input_size=input_size, s_max=self.s_max, name=name, **kwargs)
 
     # ------------------------------------------------------------------ graphs -> node embeddings
     def embed_nodes(self, graphs: ArchGraph | Sequence[ArchGraph], skip_unknown: bool = False) -> Tensor:
@@ -219,13 +229,18 @@ class GHN(nn.Module):
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         return (
             f"this GHN embeds {self.num_ops} op types and cannot predict ops {sorted(ops)} (parameters {shown}); "
-            "pass skip_unknown=True to predict everything else and leave these at their current values, "
+            "pass allow_unpredicted=True (or skip_unknown=True; --skip-unknown) to predict everything else and leave "
+            "these at their current values, "
             f"or use a GHN trained with num_ops={len(PRIMITIVES)}"
         )
 
     # ------------------------------------------------------------------ prediction
     def predict_parameters(
-        self, model_or_graph: nn.Module | ArchGraph, model: nn.Module | None = None, skip_unknown: bool = False
+        self,
+        model_or_graph: nn.Module | ArchGraph,
+        model: nn.Module | None = None,
+        skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> dict[str, Tensor]:
         """Predicts every parameter of one network that has a node in its graph.
 
@@ -233,6 +248,7 @@ class GHN(nn.Module):
             model_or_graph: a network (its graph is built with :func:`graph_from_module`) or its :class:`ArchGraph`.
             model: the network when a graph is given (it supplies the real parameter shapes and the module types).
             skip_unknown: see :meth:`predict_batch`.
+            allow_unpredicted: see :meth:`predict_batch`.
 
         Returns:
             ``{parameter name: tensor}`` in the network's shapes, still attached to the GHN's autograd graph. A
@@ -241,14 +257,17 @@ class GHN(nn.Module):
         if isinstance(model_or_graph, ArchGraph):
             if model is None:
                 raise HyperzooError("predict_parameters(graph) needs the network too: predict_parameters(graph, model)")
-            return self.predict_batch([model], [model_or_graph], skip_unknown=skip_unknown)[0]
-        return self.predict_batch([model_or_graph], skip_unknown=skip_unknown)[0]
+            return self.predict_batch(
+                [model], [model_or_graph], skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted
+            )[0]
+        return self.predict_batch([model_or_graph], skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)[0]
 
     def predict_batch(
         self,
         models: Sequence[nn.Module],
         graphs: Sequence[ArchGraph] | None = None,
         skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> list[dict[str, Tensor]]:
         """Predicts the parameters of many networks in one pass (one encoder call, one decoder call per kind).
 
@@ -256,12 +275,22 @@ class GHN(nn.Module):
             models: the networks (used for parameter shapes and module types; their values are not read).
             graphs: their graphs (built with :func:`graph_from_module` where ``None``).
             skip_unknown: leave parameters whose op the GHN cannot embed out of the result (with a warning)
-                instead of raising :class:`UnpredictableLayerError`.
+                instead of raising :class:`UnpredictableLayerError` (the same as ``allow_unpredicted``).
+            allow_unpredicted: leave every parameter the GHN cannot predict (unknown ops, parameters without a
+                graph node) out of the result, with a warning giving their count and names, instead of raising
+                (:mod:`hyperzoo.ghn.unpredicted`).
+
+        A parameter with several nodes (weight sharing) is predicted once, from its first node
+        (:mod:`hyperzoo.graphs.sharing`).
 
         Returns:
             One ``{parameter name: tensor}`` per network, attached to the GHN's autograd graph.
+
+        Raises:
+            UnpredictableLayerError: ops the GHN cannot embed, unless allowed.
+            UnpredictedParametersError: parameters without a graph node, unless allowed.
         """
-        blocks = self._predict_blocks(models, graphs, skip_unknown)
+        blocks = self._predict_blocks(models, graphs, skip_unknown, allow_unpredicted)
         return [{name: self._tile(w, shape) for name, (w, shape) in pred.items()} for pred in blocks]
 
     def _predict_blocks(
@@ -269,15 +298,17 @@ class GHN(nn.Module):
         models: Sequence[nn.Module],
         graphs: Sequence[ArchGraph] | None = None,
         skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> list[dict[str, tuple[Tensor, torch.Size]]]:
         """:meth:`predict_batch` before tiling: ``{name: (normalized predicted block, parameter shape)}`` per network.
 
         Tiling repeats the block up to the parameter's shape, so :meth:`forward` can write it straight into the
         parameter (:func:`tile_into`) instead of materializing the full tensor first.
         """
+        allow = allow_unpredicted or skip_unknown
         models = list(models)
         if graphs is None:
-            graph_list = [self.graph(m) for m in models]
+            graph_list = [self.graph(m, allow_unpredicted=allow) for m in models]
         else:
             graph_list = list(graphs)
             if len(graph_list) != len(models):
@@ -286,18 +317,19 @@ class GHN(nn.Module):
 
             for g in graph_list:
                 check_compatible(g, self.graph_rules)
-        x = self.embed_nodes(graph_list, skip_unknown=skip_unknown)
+        check_unmapped(graph_list, allow)
+        x = self.embed_nodes(graph_list, skip_unknown=allow)
 
         jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]
         all_params = [dict(m.named_parameters()) for m in models]
         offset = 0
-        skipped: list[str] = []
         for b, (graph, params) in enumerate(zip(graph_list, all_params)):
             n = int(graph.num_nodes)
             has_param = graph.has_param.tolist()
             ops = graph.op.tolist()
+            first = first_uses(list(graph.param_names), has_param)  # tied uses of a shared weight: the first
             for v, name in enumerate(graph.param_names):
-                if not has_param[v] or not name:  # no parameter, or a shape-only node
+                if not first[v] or not name:  # no parameter, a later use of a tied one, or a shape-only node
                     continue
                 if name not in params:
                     raise HyperzooError(
@@ -305,24 +337,13 @@ class GHN(nn.Module):
                         "was the graph built from another architecture?"
                     )
                 if ops[v] >= self.num_ops:
-                    skipped.append(name)
-                    continue
+                    continue  # allowed by now (embed_nodes raised otherwise); reported by report_unpredicted
                 shape = params[name].shape
                 if self.graph_rules == "ghn3" and len(shape) == 3 and shape[0] == 1 and min(shape[1:]) > 1:
                     jobs[("pos", math.isqrt(int(shape[1])))].append((b, v, offset + v))
                     continue
                 jobs[self._kind(v, n, name, shape)].append((b, v, offset + v))
             offset += n
-        if skipped:
-            warnings.warn(f"GHN left {len(skipped)} parameters unpredicted (unknown ops): {skipped[:8]}", stacklevel=2)
-        if self.graph_rules == "ghn3":  # the reference GHN-3 has no node for these (class tokens, layer scales, ...)
-            missing = [n for g in graph_list for n in (getattr(g, "unmapped", None) or [])]
-            if missing:
-                warnings.warn(
-                    f"GHN left {len(missing)} parameters unpredicted (no node under the reference GHN-3 graph rules, "
-                    f"as in the reference): {missing[:8]}",
-                    stacklevel=2,
-                )
 
         out: list[dict[str, tuple[Tensor, torch.Size]]] = [{} for _ in models]
         modules = [dict(m.named_modules()) for m in models]
@@ -357,8 +378,9 @@ class GHN(nn.Module):
                     if (
                         is_weight
                         and leaf == "weight"
-                        and isinstance(modules[b].get(module_name), _NORM_TYPES)
+                        and (isinstance(modules[b].get(module_name), _NORM_TYPES) or is_norm_node(graph_list[b], v))
                         and bias_name in params
+                        and bias_name not in graph_list[b].param_names
                     ):
                         bias_shape = params[bias_name].shape
                         out[b][bias_name] = (self._normalize(per_node[j][1], bias_shape, False), bias_shape)
@@ -371,12 +393,13 @@ class GHN(nn.Module):
                     out[b][name] = (self._normalize(w, target, True), target)
         if not self.training:  # inference: NaN/inf weights must not pass as a prediction (one sync)
             check_finite_predictions([{k: w for k, (w, _) in p.items()} for p in out], graph_list)
+        report_unpredicted(models, out, allow, graph_list)
         return out
 
     @staticmethod
     def _kind(v: int, n: int, name: str, shape: torch.Size) -> Any:
         """Decoder group of node ``v``: the classifier is the weight node second to last / the bias node last."""
-        if len(shape) == 1:
+        if len(shape) <= 1:  # a scalar is decoded as a vector of one
             return "cls_b" if (v == n - 1 and name.endswith(".bias")) else "1d"
         if v == n - 2 and name.endswith(".weight"):
             return "cls_w"
@@ -389,9 +412,13 @@ class GHN(nn.Module):
 
     def _normalize(self, w: Tensor, shape: torch.Size, is_weight: bool) -> Tensor:
         """Normalization of a decoded block; elementwise given the target shape, so it may come before tiling."""
-        return normalize_parameter(w, is_weight, shape) if self.weight_norm else w
+        if not self.weight_norm:
+            return w
+        return normalize_parameter(w, is_weight, shape if len(shape) else torch.Size([1]))  # a scalar: as [1]
 
     def _tile(self, w: Tensor, shape: torch.Size) -> Tensor:
+        if len(shape) == 0:  # a scalar parameter (a temperature, an affine scale): the first entry
+            return self._tile(w, torch.Size([1])).reshape(())
         if self.decoder_kind == "conv3" and w.dim() >= len(shape):
             from hyperzoo.ghn.decoder3 import tile_to_shape_centered
 
@@ -412,33 +439,40 @@ class GHN(nn.Module):
         graph: ArchGraph | Sequence[ArchGraph] | None = None,
         bn_train: bool = True,
         skip_unknown: bool = False,
+        allow_unpredicted: bool = False,
     ) -> Any:
         """Sets the parameters of ``model`` (or of each model of a list) to the predicted ones; returns it/them.
 
         In training mode the predicted tensors replace the parameters (gradients flow to the GHN); in eval mode their
         values are copied into the existing parameters. With ``bn_train`` batch-norm layers use batch statistics, as
         the reference evaluates, since running statistics are not predicted.
+
+        Every parameter is predicted or this raises (:mod:`hyperzoo.ghn.unpredicted`); ``allow_unpredicted=True``
+        (or ``skip_unknown=True``) leaves those the GHN cannot predict at their values, with a warning.
         """
         single = isinstance(model, nn.Module)
         models = [model] if isinstance(model, nn.Module) else list(model)
         graphs = None if graph is None else ([graph] if isinstance(graph, ArchGraph) else list(graph))
-        preds = self._predict_blocks(models, graphs, skip_unknown=skip_unknown)
+        preds = self._predict_blocks(models, graphs, skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)
         for net, pred in zip(models, preds):
             modules = dict(net.named_modules())
+            slots = parameter_slots(net)  # a tied tensor is replaced in every module that holds it
             for name, (block, shape) in pred.items():
                 module_name, _, leaf = name.rpartition(".")
                 module = modules[module_name]
                 if self.training:
                     tensor = self._tile(block, shape)
-                    module._parameters[leaf] = tensor  # type: ignore[assignment]  # non-leaf: keeps the path to the GHN
+                    for owner, key in slots.get(id(module._parameters[leaf]), [(module, leaf)]):
+                        owner._parameters[key] = tensor  # type: ignore[assignment]  # non-leaf: keeps the GHN path
                 else:
                     param = module._parameters[leaf]
                     with torch.no_grad():
                         if param is not None and param.device == block.device and param.shape == shape:
                             self._tile_into(param, block)  # one pass from the small block, no full-size temporary
                         else:  # a model on the meta device, or another dtype: take the prediction as it is
-                            tensor = self._tile(block, shape)
-                            module._parameters[leaf] = nn.Parameter(tensor.detach().clone(), requires_grad=True)
+                            new = nn.Parameter(self._tile(block, shape).detach().clone(), requires_grad=True)
+                            for owner, key in slots.get(id(param), [(module, leaf)]):
+                                owner._parameters[key] = new
             if bn_train:
                 set_bn_batch_stats(net)
         return models[0] if single else models
@@ -463,6 +497,11 @@ def check_finite_predictions(preds: Sequence[dict[str, Tensor]], graphs: Sequenc
                     f"the GHN predicted NaN or infinite values for {name!r} of {g.name!r}; its weights or inputs are "
                     "not finite (a diverged or corrupt checkpoint): use another checkpoint"
                 )
+
+
+def is_norm_node(graph: ArchGraph, v: int) -> bool:
+    """Whether node ``v`` is a normalization node (``bn``/``ln``: it predicts its module's bias with the weight)."""
+    return int(graph.op[v]) in (OP_ID["bn"], OP_ID["ln"])
 
 
 def set_bn_batch_stats(model: nn.Module) -> nn.Module:

@@ -31,8 +31,12 @@ def load_graph(
     adapt_cifar: bool = False,
     num_classes: int | None = None,
     s_max: int = 50,
+    strict: bool = True,
 ) -> ArchGraph:
     """The graph of a registered model name or of an ``.onnx`` file.
+
+    ``strict=False`` lists parameters without a role in ``graph.unmapped`` instead of raising (``graphs info``
+    shows them).
 
     Raises:
         UnknownNameError: ``spec`` is neither a registered model nor an ``.onnx`` file.
@@ -59,10 +63,10 @@ def load_graph(
     if adapt_cifar:
         from hyperzoo.nets.factory import model_family
 
-        if model_family(spec) == "torchvision":
+        if model_family(spec) in ("torchvision", "timm"):
             kwargs["adapt_cifar"] = True  # hyperzoo's CIFAR models are 32x32 networks already
     model = create_model(spec, **kwargs)
-    return graph_from_module(model, input_size=input_size, s_max=s_max, name=spec)
+    return graph_from_module(model, input_size=input_size, s_max=s_max, name=spec, strict=strict)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -72,12 +76,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--s-max", type=positive_int, default=50, help="longest virtual edge (1: real edges only)")
 
 
-def _graph_from_args(args: argparse.Namespace) -> ArchGraph:
-    return load_graph(args.model, args.input_size, args.adapt_cifar, args.num_classes, args.s_max)
+def _graph_from_args(args: argparse.Namespace, strict: bool = True) -> ArchGraph:
+    return load_graph(args.model, args.input_size, args.adapt_cifar, args.num_classes, args.s_max, strict=strict)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    graph = _graph_from_args(args)
+    graph = _graph_from_args(args, strict=False)  # unmapped parameters are shown, not raised
     if args.json:
         print(json.dumps(graph.to_json_dict()))
         return 0
@@ -95,9 +99,34 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"parameters   {int(graph.num_params):,}")
     unmapped = list(getattr(graph, "unmapped", None) or [])
     print(f"unmapped     {len(unmapped)}{': ' + ', '.join(unmapped) if unmapped else ''}")
+    fallback = str(getattr(graph, "meta_fallback", "") or "")
+    print(f"meta trace   {'FELL BACK to a real forward pass: ' + fallback if fallback else 'ok'}")
+    from hyperzoo.graphs.sharing import tied_uses
+
+    tied = tied_uses(graph)
+    if tied:
+        shown = ", ".join(f"{k} x{len(v)}" for k, v in list(tied.items())[:6])
+        print(f"shared       {len(tied)} parameter(s) with one node per use: {shown}{' ...' if len(tied) > 6 else ''}")
+    unused = list(getattr(graph, "unused", None) or [])
+    if unused:
+        print(f"unused       {len(unused)} parameter(s) no output depends on: {', '.join(unused[:6])}")
     print("ops:")
     for op, count in graph.op_histogram().items():
         print(f"  {op:14s} {count}")
+    if unmapped:
+        modules = list(getattr(graph, "unmapped_modules", None) or [])
+        print(
+            f"\nWARNING: {len(unmapped)} parameter tensor(s) have no role in the graph, so a GHN refuses this model "
+            "(unless allowed, and then leaves them at their initial values):"
+        )
+        for name in unmapped[:20]:
+            print(f"  {name}")
+        if len(unmapped) > 20:
+            print(f"  ... and {len(unmapped) - 20} more")
+        print(f"  in module(s): {', '.join(modules[:10])}")
+        print("  map them with graph_from_module(..., param_ops={'name or pattern': op})")
+    if fallback:
+        print(f"\nWARNING: the meta-device trace failed ({fallback}); the graph comes from a real forward pass")
     return 0
 
 

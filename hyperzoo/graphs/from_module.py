@@ -5,7 +5,9 @@ autograd graph from the outputs, turn every parameter leaf into a node (or, for 
 the function itself), contract the functions that are not in the vocabulary, then add virtual edges. What
 differs: the walk uses an explicit stack (no recursion limit), the forward runs under ``enable_grad`` with
 buffers and RNG restored afterwards, any number of inputs and outputs is fine, and every parameter tensor is
-accounted for: in exactly one node, or listed in ``graph.unmapped``.
+accounted for: in a node (one per use when a weight is shared, :mod:`~hyperzoo.graphs.sharing`), with a role from
+the name table or inferred from its use (:mod:`~hyperzoo.graphs.roles`), or in ``graph.unmapped`` (an error by
+default), or in ``graph.unused`` when no output depends on it.
 
 Node order equals the reference's, which the conformance tests check: nodes are created in the reference's DFS
 pre-order, sorted by networkx's generation order (:func:`~hyperzoo.graphs.topology.topological_order`), then
@@ -26,7 +28,10 @@ from torch import Tensor, nn
 from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.param_ops import FUNCTION_OPS, NORM_OPS, function_prefix, param_op
+from hyperzoo.graphs.roles import infer_role
+from hyperzoo.graphs.sharing import tied_use
 from hyperzoo.graphs.topology import topological_order
+from hyperzoo.graphs.trace_report import cpu_picks_flash, cycle_message, report_fallback, unmapped_message
 
 __all__ = ["WALK_RULES", "UnmappedModuleError", "graph_from_module"]
 
@@ -111,31 +116,51 @@ def _trace(
     outputs: list[Tensor],
     param_map: dict[int, tuple[str, nn.Module, str]],
     overrides: Mapping[str, str] | None,
+    used: set[int] | None = None,
+    infer: bool = True,
 ) -> tuple[list[_Node], set[int]]:
     """Walk the autograd graph depth-first (pre-order, children in ``next_functions`` order).
 
-    Returns the nodes (with successor sets) and the ids of the parameters they cover.
+    Returns the nodes (with successor sets) and the ids of the parameters they cover; ``used`` (if given) receives
+    the ids of every leaf tensor the outputs depend on.
     """
     nodes: list[_Node] = []
     seen: dict[Any, tuple[int | None, str]] = {}
     covered: set[int] = set()
 
-    def enter(fn: Any) -> int | None:
-        """Create the node(s) of ``fn``; return the node its inputs connect to."""
+    uses: dict[tuple[Any, Any], int] = {}  # (consumer, leaf) -> the node of that use of a shared parameter
+
+    def enter(fn: Any, stack: list[tuple[Any, Any, Any]]) -> int | None:
+        """Create the node(s) of ``fn``; return the node its inputs connect to.
+
+        ``stack`` holds the functions from the output down to ``fn``'s consumer (read by role inference).
+        """
         fn_name = type(fn).__name__
         if fn_name == "AccumulateGrad":  # a leaf not claimed by its consumer (unmapped, norm bias, input)
             seen[fn] = (None, fn_name)
+            if used is not None:
+                used.add(id(fn.variable))
             return None
         leaves: list[int] = []
         for child, _ in fn.next_functions:
-            if child is None or not hasattr(child, "variable") or child in seen:
-                continue  # a parameter used a second time stays a plain function here (no cycles)
+            if child is None or not hasattr(child, "variable"):
+                continue
+            if child in seen:
+                # a parameter used again (weight sharing): one node per use, tied to the first (sharing.py)
+                use = tied_use(nodes, seen, uses, fn, child, leaves)
+                if use is not None:
+                    leaves.append(use)
+                continue
             var = child.variable
+            if used is not None:
+                used.add(id(var))
             entry = param_map.get(id(var))
             if entry is None:
                 continue  # an input tensor that requires grad
             full, module, leaf = entry
             op = param_op(module, leaf, full, overrides)
+            if op is None and infer:
+                op = infer_role(module, leaf, var, [fn, *(f for f, _, _ in reversed(stack))], child)
             if op is None:
                 continue  # reported from the parameters left uncovered
             if op in NORM_OPS and leaf == "bias":
@@ -151,8 +176,9 @@ def _trace(
         seen[fn] = (leaves[-1], fn_name)
         return leaves[0]
 
-    def connect(start: int | None, child: Any) -> None:
+    def connect(start: int | None, child: Any, parent: Any) -> None:
         link, name = seen[child]
+        link = uses.get((parent, child), link)
         if link is None or start is None or link == start:
             return
         # the reference points edges from a consumer to a bias leaf (conv weight -> conv bias)
@@ -165,9 +191,9 @@ def _trace(
         root = out.grad_fn
         if root is None or root in seen:
             continue
-        stack = [(root, enter(root), iter(root.next_functions))]
+        stack = [(root, enter(root, []), iter(root.next_functions))]
         while stack:
-            _, start, children = stack[-1]
+            parent, start, children = stack[-1]
             nxt = next(children, None)
             if nxt is None:
                 stack.pop()
@@ -176,11 +202,11 @@ def _trace(
             if child is None:
                 continue
             if child not in seen:
-                child_start = enter(child)
-                connect(start, child)
+                child_start = enter(child, stack)
+                connect(start, child, parent)
                 stack.append((child, child_start, iter(child.next_functions)))
             else:
-                connect(start, child)
+                connect(start, child, parent)
     return nodes, covered
 
 
@@ -289,11 +315,12 @@ def graph_from_module(
     input_size: int | tuple[int, ...] | None = None,
     inputs: Tensor | tuple[Any, ...] | dict[str, Any] | None = None,
     s_max: int = DEFAULT_S_MAX,
-    strict: bool = False,
+    strict: bool = True,
     name: str | None = None,
     param_ops: Mapping[str, str] | None = None,
     meta: bool = True,
     rules: str = "ghn2",
+    infer_roles: bool = True,
 ) -> ArchGraph:
     """Build the :class:`ArchGraph` of ``model`` from one forward pass.
 
@@ -304,25 +331,40 @@ def graph_from_module(
             ``model.expected_input_size``, else 224.
         inputs: the forward arguments instead: a tensor, a tuple (positional) or a dict (keywords).
         s_max: longest shortest path kept as a virtual edge (1: real edges only).
-        strict: raise :class:`UnmappedModuleError` if a parameter has no node.
+        strict: raise :class:`UnmappedModuleError` if a parameter has no node (the default: every parameter has a
+            role from the name table, from :mod:`~hyperzoo.graphs.roles` or from ``param_ops``, or the build
+            fails naming it); ``False`` lists such parameters in ``graph.unmapped`` instead.
         name: the graph's name (default: the model's class name).
         param_ops: ``{parameter name or fnmatch pattern: op name}`` for parameters no rule maps.
+        infer_roles: give parameters the name table does not know a role from their module, shape and use
+            (:mod:`~hyperzoo.graphs.roles`); ``False`` keeps to the table, as the reference GHN-2 does (such
+            parameters are then unmapped: an error with ``strict``, else listed and refused by a GHN unless allowed).
         meta: run the forward pass on ``meta`` twins of the parameters, buffers and inputs (no arithmetic, the
             same autograd graph; ResNet-50 at 224x224 traces about 6x faster than with a real forward). Models whose
             forward cannot run on meta tensors (an op without a meta kernel, data-dependent control flow) fall back
-            to a real pass; ``False`` forces the real pass. Both give equal graphs for all 80 torchvision
-            classifiers (``experiments/check_meta_trace.py``).
+            to a real pass, with a warning naming the model and the cause (once per model and cause; the cause is
+            also in ``graph.meta_fallback``, ``""`` when the meta trace ran); ``False`` forces the real pass. Both
+            give equal graphs for all 80 torchvision classifiers (``experiments/check_meta_trace.py``).
+
         rules: ``"ghn2"`` (the reference GHN-2's node rules, the default) or ``"hyperzoo"`` (``cse`` nodes for
             sigmoid-gated products, ``msa`` nodes for attention kernels); see :data:`WALK_RULES`.
+        infer_roles: give parameters the name table does not know a role from their module, shape and use
+            (:mod:`~hyperzoo.graphs.roles`); ``False`` keeps to the name table, as the reference does.
+
+    A parameter used at several places (weight sharing) has one node per use, all with its name
+    (:mod:`~hyperzoo.graphs.sharing`).
 
     Returns:
         The graph; ``graph.unmapped`` lists the parameters without a node (``graph.unmapped_modules`` their
-        modules), ``graph.num_params`` counts the parameters of the model.
+        modules; only with ``strict=False``), ``graph.unused`` the parameters no output depends on (modules the
+        forward never calls: no node, no error, nothing to predict), ``graph.num_params`` counts the parameters of
+        the model.
 
     Raises:
         ConfigError: bad ``input_size`` or ``rules``.
         HyperzooError: the forward pass fails or no output depends on a parameter.
-        UnmappedModuleError: with ``strict=True``, parameters that no op stands for.
+        UnmappedModuleError: with ``strict=True``, parameters that no op stands for (the message names each one,
+            its module and the ``param_ops=`` entry that maps it).
     """
     _check_rules(rules)
     own = getattr(model, "name", None)
@@ -350,32 +392,38 @@ def graph_from_module(
 
     nodes: list[_Node] | None = None
     covered: set[int] = set()
+    fallback = ""  # why the meta trace fell back to a real forward pass (graph.meta_fallback)
+    meta_error: Exception | None = None
+    used: set[int] = set()  # ids of the parameters the outputs depend on
     if meta:
         for batch in (1, 2) if inputs is None else (0,):
             meta_args = (_make_inputs(model, input_size, meta=True, batch=batch)[0],) if inputs is None else args
             try:
-                nodes, covered = _trace_on_meta(model, meta_args, kwargs, param_map, param_ops)
+                used.clear()
+                nodes, covered = _trace_on_meta(model, meta_args, kwargs, param_map, param_ops, used, infer_roles)
                 break
-            except Exception:  # no meta kernel, data-dependent control flow, batch norm on one 1x1 map
-                nodes = None
+            except Exception as e:  # no meta kernel, data-dependent control flow, batch norm on one 1x1 map
+                nodes, meta_error = None, e
     if nodes is None:
+        rest = (kwargs, param_map, param_ops, named, name, size_info, used, infer_roles)
         if inputs is None:
             try:
                 args = (_make_inputs(model, input_size)[0],)
-                nodes, covered = _trace_for_real(model, args, kwargs, param_map, param_ops, named, name, size_info)
+                used.clear()
+                nodes, covered = _trace_for_real(model, args, *rest)
             except HyperzooError:  # e.g. batch norm in training mode on a 1x1 map rejects a single image
                 args = (_make_inputs(model, input_size, batch=2)[0],)
         if nodes is None:
-            nodes, covered = _trace_for_real(model, args, kwargs, param_map, param_ops, named, name, size_info)
+            used.clear()
+            nodes, covered = _trace_for_real(model, args, *rest)
+        if meta_error is not None:  # reported once the real pass worked (a model that fails for real raises)
+            fallback = report_fallback(name, meta_error)
 
-    missing = [full for full, p in named if id(p) not in covered]
+    missing = [full for full, p in named if id(p) not in covered and id(p) in used]
+    unused = [full for full, p in named if id(p) not in covered and id(p) not in used]
     unmapped_modules = sorted({f"{module_of[m][0] or '<root>'} ({module_of[m][1]})" for m in missing})
     if strict and missing:
-        raise UnmappedModuleError(
-            f"{name}: {len(missing)} parameter tensor(s) have no graph op: {', '.join(missing[:10])}"
-            f"{' ...' if len(missing) > 10 else ''} in module(s) {', '.join(unmapped_modules)}; map them "
-            "with param_ops={'name or pattern': op} or pass strict=False to list them in graph.unmapped"
-        )
+        raise UnmappedModuleError(unmapped_message(name, missing, dict(named), module_of))
     return build_arch_graph(
         nodes,
         s_max=s_max,
@@ -385,6 +433,8 @@ def graph_from_module(
         unmapped=missing,
         unmapped_modules=unmapped_modules,
         rules=rules,
+        unused=unused,
+        meta_fallback=fallback,
     )
 
 
@@ -422,6 +472,8 @@ def _trace_for_real(
     named: list[tuple[str, nn.Parameter]],
     name: str,
     size_info: Any,
+    used: set[int] | None = None,
+    infer: bool = True,
 ) -> tuple[list[_Node], set[int]]:
     """Trace with a real forward pass; buffers, ``requires_grad`` flags and the RNG state are restored after.
 
@@ -443,7 +495,7 @@ def _trace_for_real(
     try:
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             outputs = _run_forward(model, args, kwargs, name, size_info)
-            return _trace(model, outputs, param_map, param_ops)
+            return _trace(model, outputs, param_map, param_ops, used, infer)
     finally:
         for m in norms:
             m.track_running_stats = True
@@ -461,6 +513,8 @@ def _trace_on_meta(
     kwargs: dict[str, Any],
     param_map: dict[int, tuple[str, nn.Module, str]],
     param_ops: Mapping[str, str] | None,
+    used_out: set[int] | None = None,
+    infer: bool = True,
 ) -> tuple[list[_Node], set[int]]:
     """Trace with every parameter, buffer and input replaced by a ``meta`` twin.
 
@@ -488,16 +542,33 @@ def _trace_on_meta(
 
     meta_args = tuple(to_meta(a) for a in args)
     meta_kwargs = {k: to_meta(v) for k, v in kwargs.items()}
-    with torch.random.fork_rng(devices=[]), torch.enable_grad(), _meta_trace_kernels():
+    # functional_call restores a module reached under two names (a shared module) once per name, the second time
+    # with the twin it swapped in first: the model's own tensors are put back here, whatever happens
+    own = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+    with torch.random.fork_rng(devices=[]), torch.enable_grad(), _meta_trace_kernels(), _restored(own):
         out = functional_call(model, state, meta_args, meta_kwargs, tie_weights=True, strict=False)
         outputs = [t for t in _output_tensors(out) if t.grad_fn is not None]
         if not outputs:
             raise RuntimeError("no output depends on a parameter")
-        nodes, covered = _trace(model, outputs, twin_map, param_ops)
+        used: set[int] = set()
+        nodes, covered = _trace(model, outputs, twin_map, param_ops, used, infer)
     for node in nodes:  # shapes are all that is read from the twins; keep no meta tensors around
         if node.param is not None:
             node.param = torch.empty(node.param.shape, device="meta")
+    if used_out is not None:
+        used_out.update(real_of[u] for u in used if u in real_of)
     return nodes, {real_of[c] for c in covered}
+
+
+@contextlib.contextmanager
+def _restored(own: list[tuple[nn.Module, dict[str, Any], dict[str, Any]]]) -> Iterator[None]:
+    """Put every module's parameters and buffers back on exit (see :func:`_trace_on_meta`)."""
+    try:
+        yield
+    finally:
+        for module, params, buffers in own:
+            module._parameters.update(params)
+            module._buffers.update(buffers)
 
 
 def _batch_norm_shapes(
@@ -522,8 +593,10 @@ def _meta_trace_kernels() -> Iterator[None]:
     - ``F.scaled_dot_product_attention`` on meta tensors records the kernel a CPU forward records: on real CPU
       tensors the dispatcher picks the fused flash kernel (one ``ScaledDotProductFlashAttentionForCpu`` node,
       which the graph maps to ``msa``), on meta tensors it would fall back to the math decomposition (``bmm``,
-      ``softmax``, ``mul`` nodes) and the trace would lose its attention nodes. Calls with dropout or
-      grouped-query attention keep the default path, as CPU does for them.
+      ``softmax``, ``mul`` nodes) and the trace would lose its attention nodes. Calls for which CPU picks the
+      math path (dropout, grouped-query attention, a learned additive mask such as a relative position bias,
+      which the flash kernel cannot differentiate, a mask shape it does not take) keep the default path, which
+      on meta tensors is that math path (:func:`~hyperzoo.graphs.trace_report.cpu_picks_flash`).
     """
     import warnings
 
@@ -533,7 +606,12 @@ def _meta_trace_kernels() -> Iterator[None]:
 
     def sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0,
              is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> Tensor:  # fmt: skip
-        if query.device.type == "meta" and dropout_p == 0.0 and not enable_gqa:
+        if (
+            query.device.type == "meta"
+            and dropout_p == 0.0
+            and not enable_gqa
+            and cpu_picks_flash(query, key, value, attn_mask, is_causal, scale)
+        ):
             out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
                 query, key, value, 0.0, is_causal, attn_mask=attn_mask, scale=scale
             )
@@ -567,7 +645,10 @@ def build_arch_graph(nodes: list[_Node], s_max: int, name: str, rules: str = "gh
         has_pred[list(node.succ)] = True
     nodes.append(_Node("input", op="input", succ={i for i in range(len(nodes)) if not has_pred[i]}))
     edges = [(i, j) for i, node in enumerate(nodes) for j in node.succ if i != j]
-    order = topological_order(len(nodes), edges)
+    try:
+        order = topological_order(len(nodes), edges)
+    except ValueError as e:
+        raise HyperzooError(cycle_message(name, nodes, str(e))) from None
     rank = np.empty(len(nodes), dtype=np.int64)
     rank[np.asarray(order)] = np.arange(len(nodes))
     adj = np.zeros((len(nodes), len(nodes)), dtype=bool)
@@ -586,7 +667,7 @@ def build_arch_graph(nodes: list[_Node], s_max: int, name: str, rules: str = "gh
         if node.is_param and node.op is not None and node.param is not None:
             ops.append(node.op)
             names.append(node.name)
-            shapes.append(tuple(node.param.shape))
+            shapes.append(tuple(node.param.shape) or (1,))  # a scalar is encoded as one channel (it has a parameter)
         elif node.name == "input":
             ops.append("input")
             names.append("")

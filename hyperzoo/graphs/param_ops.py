@@ -88,8 +88,8 @@ def param_op(
         for pattern, op in overrides.items():
             if full_name == pattern or fnmatchcase(full_name, pattern):
                 return op
-    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
-        return _conv_op(module, leaf)
+    if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) and ("weight" in leaf or "bias" in leaf):
+        return _conv_op(module, leaf)  # other tensors of a conv subclass (a weight-standardised conv's gain): below
     if isinstance(module, nn.MultiheadAttention):
         return "bias" if "bias" in leaf else "conv"
     if isinstance(module, _BN_TYPES):

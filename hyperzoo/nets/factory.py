@@ -11,6 +11,8 @@ from typing import Any
 
 from torch import nn
 
+from hyperzoo.errors import UnknownNameError
+from hyperzoo.nets.timm_models import check_timm_name, create_timm_model, is_timm_name, timm_available
 from hyperzoo.registry import Registry
 
 __all__ = ["MODELS", "create_model", "is_model", "list_models", "model_family", "register_model"]
@@ -34,15 +36,19 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     defaults (the timm convention).
 
     Args:
-        name: a registered name, e.g. ``"resnet20"``, ``"wrn28_10"``, ``"resnet50"``.
+        name: a registered name, e.g. ``"resnet20"``, ``"wrn28_10"``, ``"resnet50"``, or a timm model name after
+            ``timm:`` (``"timm:resnet50"``, needs ``hyperzoo[timm]``; built without pretrained weights, see
+            :mod:`hyperzoo.nets.timm_models`).
         **overrides: keyword arguments for the entrypoint, e.g. ``num_classes=10`` or, for torchvision models,
             ``adapt_cifar=True``.
 
     Raises:
         UnknownNameError: ``name`` is not registered; the message lists the closest names.
     """
-    fn = MODELS.get(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
+    if is_timm_name(name):
+        return create_timm_model(name, **kwargs)
+    fn = MODELS.get(name)
     return fn(**kwargs)
 
 
@@ -52,10 +58,27 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
 
 
 def is_model(name: str) -> bool:
-    """Whether ``name`` is a registered model."""
+    """Whether ``name`` is a registered model (or a ``timm:`` name timm knows)."""
+    if is_timm_name(name):
+        return timm_available() and _timm_known(name)
     return name in MODELS
 
 
 def model_family(name: str) -> str:
-    """The family a registered model belongs to (``"cifar_resnet"``, ``"wide_resnet"``, ``"torchvision"``)."""
+    """The family a registered model belongs to (``"cifar_resnet"``, ``"wide_resnet"``, ``"torchvision"``, ``"timm"``).
+
+    Raises:
+        UnknownNameError: no such model (a ``timm:`` name timm lacks included).
+    """
+    if is_timm_name(name):
+        check_timm_name(name)
+        return "timm"
     return MODELS.entry(name).family
+
+
+def _timm_known(name: str) -> bool:
+    try:
+        check_timm_name(name)
+    except UnknownNameError:
+        return False
+    return True

@@ -109,18 +109,35 @@ class Scale(nn.Module):
         return x * self.alpha
 
 
-def test_unmapped_modules_are_reported_by_name(accounted):
+class Sorted(nn.Module):
+    """A parameter used in a way no role rule knows (sorted before it is added)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(4, 1, 1))
+
+    def forward(self, x):
+        return x + torch.sort(self.table, dim=0)[0]
+
+
+def test_inferred_roles_and_unmapped_parameters(accounted):
     model = WithCustom()
     g = graph_from_module(model, input_size=4)
-    assert g.unmapped == ["scale.alpha"]
-    assert g.unmapped_modules == ["scale (Scale)"]
-    assert accounted(model, g)
+    assert g.unmapped == [] and accounted(model, g)
+    assert g.op_names[g.param_names.index("scale.alpha")] == "layer_scale"  # x * alpha: a channel-wise scale
     assert "frozen.weight" in g.param_names  # frozen parameters still get a node
     assert not model.frozen.weight.requires_grad
-    with pytest.raises(UnmappedModuleError, match=r"scale\.alpha.*scale \(Scale\).*param_ops"):
-        graph_from_module(model, input_size=4, strict=True)
-    mapped = graph_from_module(model, input_size=4, strict=True, param_ops={"scale.*": "layer_scale"})
-    assert "layer_scale" in mapped.op_names and mapped.unmapped == []
+
+    model.scale = Sorted()
+    with pytest.raises(
+        UnmappedModuleError, match=r"scale\.table: module scale \(Sorted\), shape \[4, 1, 1\].*param_ops"
+    ):
+        graph_from_module(model, input_size=4)  # strict by default
+    g = graph_from_module(model, input_size=4, strict=False)
+    assert g.unmapped == ["scale.table"] and g.unmapped_modules == ["scale (Sorted)"]
+    assert accounted(model, g)
+    mapped = graph_from_module(model, input_size=4, param_ops={"scale.*": "param"})
+    assert "param" in mapped.op_names and mapped.unmapped == []
 
 
 def test_user_errors_are_hyperzoo_errors():
@@ -134,11 +151,11 @@ def test_user_errors_are_hyperzoo_errors():
         graph_from_module(nn.Identity(), inputs=torch.randn(2, 2))
 
 
-def test_shared_parameters_get_one_node():
+def test_shared_parameters_get_one_node_per_use():
     lin = nn.Linear(4, 4)
     model = nn.Sequential(lin, nn.ReLU(), lin)
     g = graph_from_module(model, inputs=torch.randn(2, 4))
-    assert g.param_names.count("0.weight") == 1 and g.unmapped == []
+    assert g.param_names.count("0.weight") == 2 and g.param_names.count("0.bias") == 2 and g.unmapped == []
 
 
 def test_squeeze_excitation_and_pooling_nodes():
