@@ -11,36 +11,17 @@ out). Prints one line per model: the reference's failure, the graph size, unmapp
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from hyperzoo.ghn import load_reference_checkpoint
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.nets import create_model
-
-
-@contextlib.contextmanager
-def parameters_on_meta() -> Iterator[None]:
-    """Modules built inside keep their parameters on the ``meta`` device."""
-    register = nn.Module.register_parameter
-
-    def on_meta(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None and param.device.type != "meta":
-            param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
-        register(self, name, param)
-
-    nn.Module.register_parameter = on_meta  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = register  # type: ignore[method-assign]
+from hyperzoo.nets.meta_params import parameters_on_meta
 
 
 def main() -> None:

@@ -8,17 +8,15 @@ tables, torchvision ViTs refused) have no golden graph; hyperzoo builds their gr
 for (``test_coverage.py``) and ``test_reference_not_handled_models_are_handled`` checks the list.
 """
 
-import contextlib
 import json
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from torch import nn
 
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.nets import create_model
+from hyperzoo.nets.meta_params import parameters_on_meta
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CONFORMANCE = SHARED / "conformance" / "ppuda_ghn2_seed0.json"
@@ -86,23 +84,6 @@ def test_darts_graph_equals_reference():
     model = deepnets1m.Network(C=16, num_classes=10, genotype=deepnets1m.DARTS, n_cells=8, is_imagenet_input=False)
     graph = graph_from_module(model, input_size=32)
     check(graph, "darts")
-
-
-@contextlib.contextmanager
-def parameters_on_meta() -> Iterator[None]:
-    """Modules built inside keep their parameters on the ``meta`` device (shapes only, no memory)."""
-    register = nn.Module.register_parameter
-
-    def on_meta(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None and param.device.type != "meta":
-            param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
-        register(self, name, param)
-
-    nn.Module.register_parameter = on_meta  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = register  # type: ignore[method-assign]
 
 
 def test_more_lists_every_model():
