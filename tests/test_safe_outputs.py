@@ -34,6 +34,14 @@ def _error(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
+def _option_error(capsys: pytest.CaptureFixture[str], option: str) -> str:
+    """An option refused while parsing: argparse's usage, then one ``error: argument OPTION: ...`` line."""
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
+    assert f"error: argument {option}" in last and "Traceback" not in err, err
+    return last
+
+
 @pytest.fixture(scope="module")
 def ghn_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hyperzoo.ghn import create_ghn, save_ghn
@@ -81,7 +89,7 @@ def test_predict_refuses_to_overwrite_and_creates_folders(ghn_ckpt: Path, tmp_pa
     assert main(["predict", "resnet8", "--ghn", str(ghn_ckpt), "--out", str(deep)]) == 0 and deep.is_file()
     capsys.readouterr()
     assert main(["predict", "resnet8", "--ghn", str(ghn_ckpt), "--out", str(out / "x.safetensors")]) == 2
-    assert "is a file, not a folder" in _error(capsys)
+    assert "is a file, not a folder" in _option_error(capsys, "--out")
 
 
 def test_draw_refuses_to_overwrite_and_creates_folders(tmp_path: Path, capsys) -> None:
@@ -95,7 +103,7 @@ def test_draw_refuses_to_overwrite_and_creates_folders(tmp_path: Path, capsys) -
     assert out.read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()
     assert main(["graphs", "draw", "resnet8", "-o", str(out / "g.png")]) == 2
-    assert "not a folder" in _error(capsys)
+    assert "not a folder" in _option_error(capsys, "-o/--output")
 
 
 def test_other_writers_check_before_the_work(ghn_ckpt: Path, tmp_path: Path, capsys) -> None:
