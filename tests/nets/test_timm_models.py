@@ -37,13 +37,14 @@ def check_fully_predicted(name: str, kwargs: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", MetaTraceFallbackWarning)
         warnings.simplefilter("error", UnpredictedParametersWarning)
-        graph = graph_from_module(model)  # strict: every parameter has a role
+        ghn = _ghn()  # hyperzoo's full vocabulary, hence hyperzoo's graph rules (attention kernels are nodes)
+        graph = graph_from_module(model, rules=ghn.graph_rules)  # strict: every parameter has a role
         assert graph.unmapped == [] and graph.meta_fallback == ""
-        real = graph_from_module(model, meta=False)
+        real = graph_from_module(model, meta=False, rules=ghn.graph_rules)
         assert real.to_json_dict() == graph.to_json_dict()
         before = {k: p.detach().clone() for k, p in model.named_parameters()}
         with torch.no_grad():
-            _ghn()(model, graph)
+            ghn(model, graph)
     unused = set(graph.unused)
     for k, p in model.named_parameters():
         assert bool(torch.isfinite(p).all()), k
@@ -66,7 +67,6 @@ def test_representative_timm_models(name):
 # Known gaps (experiments/RESULTS.md, "Models from timm: coverage"): strict xfails, so a fix shows up.
 KNOWN_GAPS = {
     "sequencer2d_s": "nn.LSTM weights have no role (and its meta trace is a 10k-node decomposition)",
-    "cpubone_nano": "meta kernels give attention inputs other strides than CPU: CPU's fused-attention choice differs",
 }
 
 
