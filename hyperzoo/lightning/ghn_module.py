@@ -48,9 +48,15 @@ def build_target(
 ) -> nn.Module:
     """The network of ``net_args`` on the meta device, batch-norm in batch-statistics mode (no running stats).
 
-    ``width`` and ``fc_dim`` replace the stored ``C`` and classifier width where given.
+    ``width`` and ``fc_dim`` replace the stored ``C`` and classifier width where given. ``net_args`` of an
+    architecture-family store (a ``"space"`` key, :mod:`hyperzoo.nets.spaces`) rebuild their network as stored.
     """
     from hyperzoo.nets.deepnets1m import build_network
+
+    if "space" in net_args:
+        from hyperzoo.nets.spaces import build_space_network
+
+        return set_bn_batch_stats(build_space_network(net_args, num_classes, device="meta", light=True))
 
     extra: dict[str, Any] = {} if fc_dim is None or "model" in net_args else {"fc_dim": fc_dim}
     net = build_network(net_args, C=width, num_classes=num_classes, device="meta", **extra)
@@ -159,7 +165,9 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         for g in graphs:
             fc_dim: int | None = None
             width: int | None
-            if reference and "model" not in g.net_args:
+            if "space" in g.net_args:  # family networks train as stored (their widths are part of the space)
+                width = None
+            elif reference and "model" not in g.net_args:
                 from hyperzoo.nets.deepnets1m import REFERENCE_FC_DIMS, REFERENCE_WIDTHS, reference_training_widths
 
                 width, fc_dim = reference_training_widths(
