@@ -33,7 +33,14 @@ def _graph(net: Any, input_size: int, s_max: int) -> ArchGraph:
 
 
 def space_candidate(space: str, j: int, seed: int = 0, s_max: int = DEFAULT_S_MAX) -> tuple[dict[str, Any], ArchGraph]:
-    """Candidate ``j`` of a space: its ``net_args`` (with ``space``, ``draw_seed``, ``hash``, ``num_nodes``) and graph."""
+    """Candidate ``j`` of a space: its ``net_args`` (with ``space``, ``draw_seed``, ``hash``, ``num_nodes``), graph.
+
+    Args:
+        space: the space's name.
+        j: candidate index.
+        seed: base seed of the stream.
+        s_max: longest virtual edge kept.
+    """
     import torch
 
     from hyperzoo.graphs.graph_hash import graph_hash
@@ -99,8 +106,14 @@ def generate_space(
 
     Args:
         space: a registered space (:func:`hyperzoo.nets.spaces.list_spaces`) or ``"module:callable"``.
-        num, out, workers, seed, s_max, part_size, compression, progress: as
-            :func:`~hyperzoo.graphs.generate.generate_split`.
+        num: number of graphs.
+        out: the store to write; ``<out>.parts/`` holds progress until the end.
+        workers: worker processes (0: in this process; a space registered only in ``__main__`` needs 0).
+        seed: base seed of the candidate stream.
+        s_max: longest virtual edge kept.
+        part_size: graphs per committed part (at most this many are redone after a kill).
+        compression: of the final store (``"lzf"`` or ``None``).
+        progress: show a tqdm progress bar.
         holdout: drop graphs equal to the space's held-out networks (default; the store records their names).
 
     Returns:
@@ -137,7 +150,9 @@ def generate_space(
         bar = tqdm(total=num, initial=done, desc=f"{sp.name} graphs", unit="graph", dynamic_ncols=True)
     t0, made, rejected = time.perf_counter(), 0, 0
     buffer: list[tuple[int, dict[str, Any], ArchGraph]] = []
-    blocks = gen._blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4) if done < num else iter(())
+    blocks = (
+        gen._blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4) if done < num else iter(())
+    )
     try:
         for block in blocks:
             for j, args, graph in block:

@@ -236,9 +236,7 @@ RESNET_HOLDOUT = {
 
 def _resnet_space(name: str, stem: str) -> Space:
     holdout = {k: resnet_net_args(b, ls, 64, g, w, stem) for k, (b, ls, g, w) in RESNET_HOLDOUT.items()}
-    return Space(
-        name, lambda rng: _sample_resnet(rng, stem), _build_resnet, holdout, 32 if stem == "cifar" else 224
-    )
+    return Space(name, lambda rng: _sample_resnet(rng, stem), _build_resnet, holdout, 32 if stem == "cifar" else 224)
 
 
 # ---------------------------------------------------------------------- MobileNet family

@@ -103,14 +103,16 @@ def test_forced_resnet50_draws_are_held_out(tmp_path, monkeypatch):
 
 
 def test_user_space_by_import_path(tmp_path, monkeypatch):
-    (tmp_path / "my_space_mod.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_space_mod.py").write_text(
+        textwrap.dedent("""
         from torch import nn
 
         def tiny(rng):
             hidden = rng.choice([8, 16, 32])
             return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, hidden), nn.ReLU(), nn.Linear(hidden, 10)), {
                 "hidden": hidden}
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_space_mod", raising=False)
     out = generate_space("my_space_mod:tiny", 3, tmp_path / "u.h5", progress=False)
