@@ -134,3 +134,21 @@ def test_cli_generates_a_space(tmp_path, capsys):
                  "--no-progress"]) == 0  # fmt: skip
     assert "2 mobilenet graphs" in capsys.readouterr().out
     assert GraphStore(tmp_path / "m.h5").net_args(0)["space"] == "mobilenet"
+
+
+def test_an_interrupted_space_generation_resumes_to_the_same_store(tmp_path, monkeypatch):
+    from hyperzoo.graphs import generate as gen
+
+    fresh = generate_space("mobilenet", 4, tmp_path / "fresh.h5", progress=False, part_size=2)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(gen, "_merge", killed)  # the parts are written, the run dies before the final store
+        with pytest.raises(KeyboardInterrupt):
+            generate_space("mobilenet", 4, tmp_path / "r.h5", progress=False, part_size=2)
+    assert len(list((tmp_path / "r.h5.parts").glob("part-*.h5"))) == 2
+    resumed = GraphStore(generate_space("mobilenet", 4, tmp_path / "r.h5", progress=False, part_size=2))
+    assert int(resumed.attrs["graphs_per_s_last_run"]) == 0  # nothing left to generate
+    assert [resumed.net_args(i) for i in range(4)] == [GraphStore(fresh).net_args(i) for i in range(4)]
