@@ -94,15 +94,27 @@ def _strip(graph: ArchGraph) -> ArchGraph:
 
 
 def _blocks(
-    split: str, seed: int, start: int, s_max: int, max_cells: int | None, workers: int
+    split: str,
+    seed: int,
+    start: int,
+    s_max: int,
+    max_cells: int | None,
+    workers: int,
+    make: Any = None,
+    block: int | None = None,
 ) -> Iterator[list[tuple[int, dict[str, Any], ArchGraph]]]:
-    """Blocks of accepted candidates from ``start`` on, in stream order, computed ``workers``-parallel."""
-    block = _block_size(split)
+    """Blocks of accepted candidates from ``start`` on, in stream order, computed ``workers``-parallel.
+
+    ``make`` (default :func:`_make_block`) and ``block`` (candidates per task) let other streams (architecture
+    spaces, :mod:`hyperzoo.graphs.generate_space`) share the worker pool.
+    """
+    make = _make_block if make is None else make
+    block = _block_size(split) if block is None else block
     if workers <= 0:
         _init_worker()
         j = start
         while True:
-            yield _make_block(split, seed, j, j + block, s_max, max_cells)
+            yield make(split, seed, j, j + block, s_max, max_cells)
             j += block
     # spawn, not fork: forking a process that already ran torch ops can deadlock in the children
     # workers exit with the parent (no orphans after a kill -9) and leave Ctrl-C to it (hyperzoo._procs)
@@ -118,7 +130,7 @@ def _blocks(
         with DeferredInterrupt() as ctrl_c:  # Ctrl-C stops between blocks, never inside a finalizer
             while True:
                 while len(pending) < 2 * workers:  # a short queue keeps workers busy and bounds wasted work
-                    pending.append(pool.submit(_make_block, split, seed, j, j + block, s_max, max_cells))
+                    pending.append(pool.submit(make, split, seed, j, j + block, s_max, max_cells))
                     j += block
                 future = pending.popleft()
                 while not wait([future], timeout=0.2).done:

@@ -20,10 +20,21 @@ def add_generate_action(actions: Any) -> None:
     """Adds ``hyperzoo graphs generate`` to the ``graphs`` action parser."""
     p = actions.add_parser(
         "generate",
-        help="generate a DeepNets-1M split into a graph store (multi-process, resumable)",
+        help="generate a DeepNets-1M split or an architecture-family space into a graph store (resumable)",
         description="Kill it any time and run the same command again: it continues where it stopped.",
     )
-    p.add_argument("--split", required=True, choices=list(DEEPNETS1M_SPLITS), help="which split")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--split", choices=list(DEEPNETS1M_SPLITS), help="which DeepNets-1M split")
+    which.add_argument(
+        "--space",
+        help="an architecture space instead: resnet, resnet_imagenet, mobilenet, mobilenet_imagenet, or "
+        "module:callable (a function (rng) -> (nn.Module, net_args)); see hyperzoo.nets.spaces",
+    )
+    p.add_argument(
+        "--no-holdout",
+        action="store_true",
+        help="with --space: keep graphs equal to the space's held-out networks (default: drop them)",
+    )
     p.add_argument("--num", type=positive_int, required=True, help="number of graphs (predefined: at most 2)")
     p.add_argument("--out", type=new_file, required=True, help="output .h5 store")
     p.add_argument("--workers", type=nonnegative_int, default=0, help="worker processes (default 0: in-process)")
@@ -44,6 +55,9 @@ def add_generate_action(actions: Any) -> None:
 def _cmd_generate(args: Any) -> int:
     from hyperzoo.graphs.generate import generate_split
     from hyperzoo.graphs.store import GraphStore
+
+    if args.space is not None:
+        return _cmd_generate_space(args)
 
     t0 = time.perf_counter()
     num = args.num
@@ -82,5 +96,34 @@ def _cmd_generate(args: Any) -> int:
     print(
         f"wrote {out}: {len(store)} {args.split} graphs, {int(nodes.min())}-{int(nodes.max())} nodes "
         f"(mean {nodes.mean():.1f}), {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
+def _cmd_generate_space(args: Any) -> int:
+    from hyperzoo.graphs.generate_space import generate_space
+    from hyperzoo.graphs.store import GraphStore
+
+    if args.max_cells is not None:
+        print("note: --max-cells applies to DeepNets-1M splits only; ignored with --space")
+    t0 = time.perf_counter()
+    out = generate_space(
+        args.space,
+        args.num,
+        Path(args.out),
+        workers=args.workers,
+        seed=args.seed,
+        s_max=args.s_max,
+        part_size=args.part_size,
+        compression=None if args.compression == "none" else args.compression,
+        progress=not args.no_progress,
+        holdout=not args.no_holdout,
+    )
+    store = GraphStore(out)
+    nodes = store.num_nodes()
+    held = store.attrs.get("holdout", "none")
+    print(
+        f"wrote {out}: {len(store)} {args.space} graphs, {int(nodes.min())}-{int(nodes.max())} nodes "
+        f"(mean {nodes.mean():.1f}), held out: {held}, {time.perf_counter() - t0:.1f} s"
     )
     return 0

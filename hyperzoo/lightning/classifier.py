@@ -20,7 +20,31 @@ from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, make_
 from hyperzoo.lightning.schedule import lr_factor
 from hyperzoo.nets import create_model
 
-__all__ = ["ImageClassifier", "lr_factor"]
+__all__ = ["ImageClassifier", "lr_factor", "predicted_init"]
+
+
+def predicted_init(net: nn.Module, ghn: str | nn.Module) -> nn.Module:
+    """Fills ``net``'s parameters with a GHN's prediction (in place) and resets batch-norm running statistics.
+
+    Args:
+        net: the network (its ``expected_input_size``, e.g. 32 after ``adapt_cifar``, sets the traced graph).
+        ghn: a GHN, or a name or path :func:`hyperzoo.ghn.from_pretrained` accepts.
+
+    Returns:
+        ``net``.
+    """
+    from hyperzoo.ghn.checkpoint import from_pretrained
+
+    model = from_pretrained(ghn) if isinstance(ghn, str) else ghn
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(net, bn_train=False)
+    model.train(was_training)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            m.reset_running_stats()
+    return net
 
 
 class ImageClassifier(NonFiniteGuard, pl.LightningModule):
@@ -45,6 +69,10 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         label_smoothing: label smoothing of the cross-entropy loss.
         max_bad_steps: abort after this many consecutive steps with a non-finite loss (such steps are skipped).
         channels_last: run the network in channels-last memory format (about 2x faster convolutions on CPU).
+        ghn_init: initialise the network with a GHN's prediction (any name or path
+            :func:`hyperzoo.ghn.from_pretrained` accepts, e.g. ``ghn2-cifar10``) instead of the default init: the
+            GHN predicts every parameter in eval mode and batch-norm running statistics are reset; then training
+            fine-tunes as usual (predicted init + fine-tuning, as in the GHN papers).
     """
 
     def __init__(
@@ -65,6 +93,7 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         label_smoothing: float = 0.0,
         max_bad_steps: int = 20,
         channels_last: bool = True,
+        ghn_init: str | None = None,
     ) -> None:
         check_training_args(
             "model",
@@ -81,6 +110,8 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
+        if ghn_init:
+            predicted_init(self.net, ghn_init)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.bad_steps = 0

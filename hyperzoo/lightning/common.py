@@ -24,6 +24,8 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "weight_decay": (0.0, math.inf, True, False),
     "gamma": (0.0, math.inf, False, False),
     "warmup_epochs": (0.0, math.inf, True, False),
+    "cooldown_epochs": (0.0, math.inf, True, False),
+    "restart_epochs": (0.0, math.inf, False, False),
     "label_smoothing": (0.0, 1.0, True, False),
     "predparam_wd": (0.0, math.inf, True, False),
     "max_bad_steps": (1.0, math.inf, True, False),
@@ -87,11 +89,14 @@ def step_schedule(
     milestones: Iterable[float] | None = None,
     gamma: float = 0.1,
     warmup_epochs: float = 0.0,
+    cooldown_epochs: float = 0.0,
+    restart_epochs: float = 1.0,
+    restart_mult: int = 1,
 ) -> dict[str, Any]:
     """A per-step :func:`lr_factor` schedule as Lightning's ``lr_scheduler`` dict.
 
-    Milestones and warm-up are given in epochs (fractions allowed) and converted with the trainer's
-    ``estimated_stepping_batches``, so ``max_steps`` runs and ``max_epochs`` runs both work.
+    Milestones, warm-up, cooldown and restart periods are given in epochs (fractions allowed) and converted with
+    the trainer's ``estimated_stepping_batches``, so ``max_steps`` runs and ``max_epochs`` runs both work.
     """
     total = int(trainer.estimated_stepping_batches)
     per_epoch = float(trainer.num_training_batches) / max(1, trainer.accumulate_grad_batches)
@@ -100,9 +105,11 @@ def step_schedule(
         per_epoch = total / epochs
     steps = [int(round(m * per_epoch)) for m in (milestones or [])]
     warmup = int(round(warmup_epochs * per_epoch))
+    cooldown = int(round(cooldown_epochs * per_epoch))
+    restart = max(1, int(round(restart_epochs * per_epoch)))
 
     def factor(step: int) -> float:
-        return lr_factor(step, total, schedule, warmup, steps, gamma)
+        return lr_factor(step, total, schedule, warmup, steps, gamma, 0.0, cooldown, restart, restart_mult)
 
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"scheduler": sched, "interval": "step"}

@@ -48,9 +48,15 @@ def build_target(
 ) -> nn.Module:
     """The network of ``net_args`` on the meta device, batch-norm in batch-statistics mode (no running stats).
 
-    ``width`` and ``fc_dim`` replace the stored ``C`` and classifier width where given.
+    ``width`` and ``fc_dim`` replace the stored ``C`` and classifier width where given. ``net_args`` of an
+    architecture-family store (a ``"space"`` key, :mod:`hyperzoo.nets.spaces`) rebuild their network as stored.
     """
     from hyperzoo.nets.deepnets1m import build_network
+
+    if "space" in net_args:
+        from hyperzoo.nets.spaces import build_space_network
+
+        return set_bn_batch_stats(build_space_network(net_args, num_classes, device="meta", light=True))
 
     extra: dict[str, Any] = {} if fc_dim is None or "model" in net_args else {"fc_dim": fc_dim}
     net = build_network(net_args, C=width, num_classes=num_classes, device="meta", **extra)
@@ -85,9 +91,16 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         num_classes: classes of the image dataset (linked from the data module by ``hyperzoo fit``).
         optimizer: ``adam`` (GHN-2: lr 1e-3, weight decay 1e-5), ``adamw`` (GHN-3: 4e-4, 1e-2) or ``sgd``.
         lr, momentum, weight_decay: optimizer settings (``momentum`` is Adam's beta1).
-        schedule: ``step`` (GHN-2: x0.1 at epochs 200 and 250 of 300), ``cosine`` (GHN-3, with warm-up) or
-            ``constant``; applied per step.
+        schedule: ``step`` (GHN-2: x0.1 at epochs 200 and 250 of 300), ``cosine`` (GHN-3, with warm-up),
+            ``constant``, or the two that need no total length in advance (long runs resumed with a larger
+            ``max_steps``): ``constant_cooldown`` (constant, then linear to 0 over the last ``cooldown_epochs``)
+            and ``warm_restarts`` (cosine cycles of ``restart_epochs``, each ``restart_mult`` times longer than the
+            last, as ``CosineAnnealingWarmRestarts``); applied per step.
         milestones, gamma, warmup_epochs: schedule settings, in epochs.
+        cooldown_epochs, restart_epochs, restart_mult: settings of ``constant_cooldown`` and ``warm_restarts``.
+        init_from: start from a trained GHN's weights (any name or path :func:`hyperzoo.ghn.from_pretrained`
+            accepts, e.g. ``ghn2-cifar10``), e.g. when a run folder and its ``last.ckpt`` are gone; its
+            configuration must match ``ghn`` and ``ghn_kwargs``. Resuming from a checkpoint overrides it.
         label_smoothing: of the cross-entropy loss (0.1 on ImageNet in the references).
         predparam_wd: weight of GHN-3's penalty ``sum ||p||_F`` over predicted tensors (3e-5 in GHN-3, 0 in GHN-2).
         width_rule: how each training network's width ``C`` and classifier width ``fc_dim`` are chosen at every
@@ -112,7 +125,7 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         lr: float = 1e-3,
         momentum: float = 0.9,
         weight_decay: float = 1e-5,
-        schedule: Literal["step", "cosine", "constant"] = "step",
+        schedule: Literal["step", "cosine", "constant", "constant_cooldown", "warm_restarts"] = "step",
         milestones: list[float] | None = None,
         gamma: float = 0.1,
         warmup_epochs: float = 0.0,
@@ -123,6 +136,10 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         fc_dims: list[int] | None = None,
         channels_last: bool = True,
         max_bad_steps: int = 50,
+        cooldown_epochs: float = 0.0,
+        restart_epochs: float = 1.0,
+        restart_mult: int = 1,
+        init_from: str | None = None,
     ) -> None:
         check_training_args(
             "model",
@@ -137,12 +154,18 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
             max_bad_steps=max_bad_steps,
             milestones=milestones,
             widths=widths,
+            cooldown_epochs=cooldown_epochs,
+            restart_epochs=restart_epochs,
         )
+        if restart_mult < 1:
+            raise ValueError(f"restart_mult must be at least 1, got {restart_mult}")
         super().__init__()
         if width_rule not in ("reference", "uniform"):
             raise ValueError(f"width_rule must be 'reference' or 'uniform', got {width_rule!r}")
         self.save_hyperparameters()
         self.ghn: GHN = create_ghn(ghn, num_classes=num_classes, **(ghn_kwargs or {}))
+        if init_from:
+            self._init_from(init_from)
         self.bad_steps = 0
         self.skipped_steps = 0
         self._val_preds: list[tuple[nn.Module, dict[str, Tensor]]] = []
@@ -159,7 +182,9 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         for g in graphs:
             fc_dim: int | None = None
             width: int | None
-            if reference and "model" not in g.net_args:
+            if "space" in g.net_args:  # family networks train as stored (their widths are part of the space)
+                width = None
+            elif reference and "model" not in g.net_args:
                 from hyperzoo.nets.deepnets1m import REFERENCE_FC_DIMS, REFERENCE_WIDTHS, reference_training_widths
 
                 width, fc_dim = reference_training_widths(
@@ -234,8 +259,36 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         hp = self.hp
         opt = make_optimizer(self.ghn.parameters(), hp.optimizer, hp.lr, hp.momentum, weight_decay=hp.weight_decay)
         milestones = hp.milestones if hp.milestones is not None else [200, 250]
-        sched = step_schedule(opt, self.trainer, hp.schedule, milestones, hp.gamma, hp.warmup_epochs)
+        sched = step_schedule(
+            opt,
+            self.trainer,
+            hp.schedule,
+            milestones,
+            hp.gamma,
+            hp.warmup_epochs,
+            hp.get("cooldown_epochs", 0.0),
+            hp.get("restart_epochs", 1.0),
+            hp.get("restart_mult", 1),
+        )
         return {"optimizer": opt, "lr_scheduler": sched}
+
+    def _init_from(self, name_or_path: str) -> None:
+        """Loads a trained GHN's weights into :attr:`ghn` (same architecture), with a clear error otherwise."""
+        from hyperzoo.errors import ConfigError
+        from hyperzoo.ghn.checkpoint import from_pretrained
+
+        source = from_pretrained(name_or_path).state_dict()
+        own = self.ghn.state_dict()
+        missing = sorted(set(own) - set(source))
+        unexpected = sorted(set(source) - set(own))
+        wrong = sorted(k for k in set(own) & set(source) if own[k].shape != source[k].shape)
+        if missing or unexpected or wrong:
+            raise ConfigError(
+                f"--model.init_args.init_from {name_or_path!r} does not fit ghn={self.hp.ghn!r} with ghn_kwargs="
+                f"{self.hp.ghn_kwargs}: missing {missing[:3]}, unexpected {unexpected[:3]}, other shapes {wrong[:3]}; "
+                "set ghn and ghn_kwargs to the checkpoint's configuration (its JSON card lists it)"
+            )
+        self.ghn.load_state_dict(source)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ghn_config"] = self.ghn.config  # load_ghn(.ckpt) rebuilds the GHN from this

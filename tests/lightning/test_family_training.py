@@ -1,0 +1,100 @@
+"""Long-run pieces: family stores train through GHNModule, length-free schedules, init_from, predicted init."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from hyperzoo.data import CIFAR10DataModule, GraphImageDataModule
+from hyperzoo.errors import ConfigError
+from hyperzoo.ghn import from_pretrained
+from hyperzoo.ghn.checkpoint import save_ghn
+from hyperzoo.ghn.variants import create_ghn
+from hyperzoo.lightning import GHNModule, ImageClassifier
+from hyperzoo.lightning.schedule import lr_factor
+from hyperzoo.nets import create_model
+from hyperzoo.nets.spaces import SPACES, build_space_network, register_space, resnet_net_args
+
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+TINY_GHN = {"hid": 16, "max_shape": [16, 16, 3, 3]}
+
+
+def _tiny_resnets(rng: random.Random):
+    args = resnet_net_args(rng.choice(["basic", "bottleneck"]), [1, 1, rng.randint(1, 2), 1], base=8)
+    return build_space_network(args), args
+
+
+def _trainer(tmp_path, **kw) -> pl.Trainer:
+    args = {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False,
+            "num_sanity_val_steps": 0, "default_root_dir": str(tmp_path), "enable_checkpointing": False}  # fmt: skip
+    return pl.Trainer(**{**args, **kw})
+
+
+def test_constant_cooldown_does_not_depend_on_the_total_before_the_cooldown():
+    for step in (0, 50, 79):
+        assert lr_factor(step, 100, "constant_cooldown", cooldown_steps=20) == 1.0
+        assert lr_factor(step, 1000, "constant_cooldown", cooldown_steps=20) == 1.0
+    assert lr_factor(89, 100, "constant_cooldown", cooldown_steps=20) == pytest.approx(0.5)
+    assert lr_factor(99, 100, "constant_cooldown", cooldown_steps=20) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+def test_warm_restarts_match_torch(mult):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ref = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=5, T_mult=mult)
+    for step in range(40):
+        assert lr_factor(step, 7, "warm_restarts", restart_steps=5, restart_mult=mult) == pytest.approx(
+            opt.param_groups[0]["lr"], abs=1e-9
+        )
+        opt.step()
+        ref.step()
+
+
+def test_a_family_store_trains_a_ghn_with_a_length_free_schedule(tmp_path):
+    from hyperzoo.graphs.generate_space import generate_space
+
+    if "test_tiny_resnets" not in SPACES:
+        register_space("test_tiny_resnets", _tiny_resnets)
+    store = generate_space("test_tiny_resnets", 4, tmp_path / "fam.h5", progress=False, holdout=False)
+    dm = GraphImageDataModule(train_graphs=str(store), val_graphs=str(store), num_val_archs=2, root="sample",
+                              batch_size=16, eval_batch_size=32, meta_batch=2, limit=64)  # fmt: skip
+    module = GHNModule("ghn2", ghn_kwargs=TINY_GHN, widths=[8, 16], width_rule="reference",
+                       schedule="warm_restarts", restart_epochs=0.5, lr=1e-3)  # fmt: skip
+    before = {k: v.clone() for k, v in module.ghn.state_dict().items()}
+    t = _trainer(tmp_path, max_steps=2, limit_val_batches=1, val_check_interval=2)
+    t.fit(module, dm)
+    assert t.global_step == 2 and torch.isfinite(t.callback_metrics["train/loss"])
+    assert 0.0 <= float(t.callback_metrics["val/acc"]) <= 1.0
+    assert any(not torch.equal(v, before[k]) for k, v in module.ghn.state_dict().items())
+
+
+def test_init_from_a_saved_ghn(tmp_path):
+    torch.manual_seed(3)
+    ghn = create_ghn("ghn2", num_classes=10, **TINY_GHN)
+    path = save_ghn(ghn, tmp_path / "g.safetensors", variant="ghn2")
+    module = GHNModule("ghn2", ghn_kwargs=TINY_GHN, init_from=str(path))
+    for k, v in ghn.state_dict().items():
+        torch.testing.assert_close(module.ghn.state_dict()[k], v)
+    with pytest.raises(ConfigError, match="does not fit"):
+        GHNModule("ghn2", ghn_kwargs={"hid": 8, "max_shape": [16, 16, 3, 3]}, init_from=str(path))
+
+
+def test_ghn_init_fills_the_prediction_then_fine_tunes(tmp_path):
+    module = ImageClassifier("resnet20", ghn_init="ghn2-cifar10", channels_last=False)
+    ghn = from_pretrained("ghn2-cifar10").eval()
+    expected = create_model("resnet20", num_classes=10)
+    with torch.no_grad():
+        ghn(expected, bn_train=False)
+    got = dict(module.net.named_parameters())
+    for name, p in expected.named_parameters():
+        torch.testing.assert_close(got[name], p)
+    bn = module.net.bn1 if hasattr(module.net, "bn1") else next(
+        m for m in module.net.modules() if isinstance(m, torch.nn.BatchNorm2d))  # fmt: skip
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean)) and int(bn.num_batches_tracked) == 0
+    t = _trainer(tmp_path, max_steps=2, limit_val_batches=1)
+    t.fit(module, datamodule=CIFAR10DataModule(root="sample", batch_size=16, eval_batch_size=64))
+    assert t.global_step == 2 and torch.isfinite(t.callback_metrics["train/loss"])
