@@ -19,7 +19,7 @@ import shutil
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
@@ -199,11 +199,58 @@ def generate_split(
     get_split(split)  # validates the name
     if split == "predefined":
         num = min(num, 2)
+    meta = {"split": split, "seed": seed, "s_max": s_max, "max_cells": -1 if max_cells is None else max_cells}
+    return run_generation(
+        out,
+        num,
+        meta,
+        lambda cursor: _blocks(split, seed, cursor, s_max, max_cells, workers),
+        name_prefix=f"deepnets1m/{split}",
+        label=split,
+        compression=compression,
+        progress=progress,
+        part_size=part_size,
+    )
+
+
+def run_generation(
+    out: str | Path,
+    num: int,
+    meta: dict[str, Any],
+    blocks: Callable[[int], Iterator[list[tuple[int, dict[str, Any], ArchGraph]]]],
+    name_prefix: str,
+    label: str,
+    compression: str | None = "lzf",
+    progress: bool = True,
+    part_size: int = 256,
+    reject: frozenset[str] = frozenset(),
+) -> Path:
+    """The resumable generation loop shared by DeepNets-1M splits and architecture spaces.
+
+    Candidates come in blocks of ``(candidate index, net_args with a "hash", graph)`` from ``blocks(cursor)``, the
+    stream restarted at the first candidate no committed part has seen. Graphs whose hash is in ``reject`` (held-out
+    networks) or already stored are skipped; every ``part_size`` graphs a part is committed under
+    ``<out>.parts/``, and the parts are merged into ``out`` at the end (a killed run redoes one part at most).
+
+    Args:
+        out: the store to write.
+        num: graphs wanted.
+        meta: the settings that define the stream (stored as attributes; parts from other settings are refused).
+        blocks: the candidate stream from a cursor.
+        name_prefix: graphs are named ``<name_prefix>/<index>``.
+        label: the progress bar's name.
+        compression: of the final store.
+        progress: show a tqdm progress bar.
+        part_size: graphs per committed part.
+        reject: graph hashes never stored (counted in the store's ``holdout_rejected_last_run``).
+
+    Returns:
+        ``out``.
+    """
     if num < 1 or part_size < 1:
         raise ConfigError(f"num and part_size must be positive, got {num} and {part_size}")
     out = Path(out)
     parts_dir = out.with_name(out.name + ".parts")
-    meta = {"split": split, "seed": seed, "s_max": s_max, "max_cells": -1 if max_cells is None else max_cells}
     if out.exists() and not parts_dir.exists():
         store = GraphStore(out)
         if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
@@ -216,13 +263,16 @@ def generate_split(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=num, initial=done, desc=f"{split} graphs", unit="graph", dynamic_ncols=True)
-    t0, made = time.perf_counter(), 0
+        bar = tqdm(total=num, initial=done, desc=f"{label} graphs", unit="graph", dynamic_ncols=True)
+    t0, made, rejected = time.perf_counter(), 0, 0
     buffer: list[tuple[int, dict[str, Any], ArchGraph]] = []
-    blocks = _blocks(split, seed, cursor, s_max, max_cells, workers) if done < num else iter(())
+    stream = blocks(cursor) if done < num else iter(())
     try:
-        for block in blocks:
+        for block in stream:
             for j, args, graph in block:
+                if args["hash"] in reject:
+                    rejected += 1
+                    continue
                 if args["hash"] in seen:
                     continue
                 seen.add(args["hash"])
@@ -231,7 +281,7 @@ def generate_split(
                 if bar is not None:
                     bar.update(1)
                 if len(buffer) == part_size or done + len(buffer) == num:
-                    parts.append(_write_part(parts_dir, len(parts), buffer, done, meta, split))
+                    parts.append(_write_part(parts_dir, len(parts), buffer, done, meta, name_prefix))
                     done += len(buffer)
                     buffer = []
                 if done == num:
@@ -239,12 +289,14 @@ def generate_split(
             if done == num:
                 break
     finally:
-        if hasattr(blocks, "close"):
-            blocks.close()  # stops the worker pool
+        if hasattr(stream, "close"):
+            stream.close()  # stops the worker pool
         if bar is not None:
             bar.close()
     rate = made / max(time.perf_counter() - t0, 1e-9)
     extra = {"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num}
+    if reject:
+        extra["holdout_rejected_last_run"] = rejected
     _merge(parts, out, meta, compression, extra, limit=num)  # parts of an earlier, longer request may hold more
     shutil.rmtree(parts_dir)
     return out
@@ -256,13 +308,13 @@ def _write_part(
     buffer: list[tuple[int, dict[str, Any], ArchGraph]],
     first: int,
     meta: dict[str, Any],
-    split: str,
+    name_prefix: str,
 ) -> Path:
     path = parts_dir / f"part-{k:06d}.h5"
     attrs = {**meta, "next_candidate": buffer[-1][0] + 1, "first_graph": first}
     with GraphStoreWriter(path, compression=None, attrs=attrs) as w:
         for i, (j, args, graph) in enumerate(buffer):
-            graph.name = f"deepnets1m/{split}/{first + i}"
+            graph.name = f"{name_prefix}/{first + i}"
             w.append(graph, {**args, "candidate": j})
     return path
 

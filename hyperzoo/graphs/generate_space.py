@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from hyperzoo.errors import ConfigError, DataError
+from hyperzoo.errors import ConfigError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 
 __all__ = ["draw_seed", "generate_space", "holdout_hashes", "space_candidate"]
@@ -122,73 +122,21 @@ def generate_space(
     Raises:
         ConfigError: bad arguments or an unknown space. DataError: existing parts from other settings.
     """
-    import time
-
     from hyperzoo.graphs import generate as gen
-    from hyperzoo.graphs.store import GraphStore, GraphStoreWriter
     from hyperzoo.nets.spaces import get_space
 
     sp = get_space(space)
-    if num < 1 or part_size < 1:
-        raise ConfigError(f"num and part_size must be positive, got {num} and {part_size}")
     held = holdout_hashes(space) if holdout else {}
-    out = Path(out)
-    parts_dir = out.with_name(out.name + ".parts")
     meta = {"space": space, "seed": seed, "s_max": s_max, "holdout": ",".join(sorted(held)) or "none"}
-    if out.exists() and not parts_dir.exists():
-        store = GraphStore(out)
-        if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
-            return out
-        raise DataError(f"{out} exists (different settings or fewer graphs); delete it or choose another --out")
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    parts, done, cursor, seen = gen._read_parts(parts_dir, meta)
-    bad = set(held.values())
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num, initial=done, desc=f"{sp.name} graphs", unit="graph", dynamic_ncols=True)
-    t0, made, rejected = time.perf_counter(), 0, 0
-    buffer: list[tuple[int, dict[str, Any], ArchGraph]] = []
-    blocks = (
-        gen._blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4) if done < num else iter(())
+    return gen.run_generation(
+        out,
+        num,
+        meta,
+        lambda cursor: gen._blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4),
+        name_prefix=space,
+        label=sp.name,
+        compression=compression,
+        progress=progress,
+        part_size=part_size,
+        reject=frozenset(held.values()),
     )
-    try:
-        for block in blocks:
-            for j, args, graph in block:
-                if args["hash"] in bad:
-                    rejected += 1
-                    continue
-                if args["hash"] in seen:
-                    continue
-                seen.add(args["hash"])
-                buffer.append((j, args, graph))
-                made += 1
-                if bar is not None:
-                    bar.update(1)
-                if len(buffer) == part_size or done + len(buffer) == num:
-                    path = parts_dir / f"part-{len(parts):06d}.h5"
-                    attrs = {**meta, "next_candidate": buffer[-1][0] + 1, "first_graph": done}
-                    with GraphStoreWriter(path, compression=None, attrs=attrs) as w:
-                        for i, (jj, a, g) in enumerate(buffer):
-                            g.name = f"{space}/{done + i}"
-                            w.append(g, {**a, "candidate": jj})
-                    parts.append(path)
-                    done += len(buffer)
-                    buffer = []
-                if done == num:
-                    break
-            if done == num:
-                break
-    finally:
-        if hasattr(blocks, "close"):
-            blocks.close()
-        if bar is not None:
-            bar.close()
-    rate = made / max(time.perf_counter() - t0, 1e-9)
-    extra = {"graphs_per_s_last_run": round(rate, 3), "num_graphs_req": num, "holdout_rejected_last_run": rejected}
-    gen._merge(parts, out, meta, compression, extra, limit=num)
-    import shutil
-
-    shutil.rmtree(parts_dir)
-    return out
