@@ -114,12 +114,12 @@ def test_library_errors_and_os_errors_are_one_line(capsys, monkeypatch):
     import hyperzoo.cli as cli
 
     def denied(args):
-        raise PermissionError(13, "Permission denied", "/root/zoo/a.safetensors")
+        raise PermissionError(13, "Permission denied", "/data/zoo/a.safetensors")
 
     monkeypatch.setattr(cli, "_cmd_models", denied)
     assert main(["models"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("hyperzoo: error: Permission denied: /root/zoo/a.safetensors") and "\n" not in err
+    assert err.startswith("hyperzoo: error: Permission denied: /data/zoo/a.safetensors") and "\n" not in err
 
 
 # ---------------------------------------------------------------------------------------------- lazy imports
