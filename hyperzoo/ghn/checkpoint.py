@@ -199,20 +199,32 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], where: str, m
         ghn = GHN2(**config)
     except TypeError as exc:
         raise ConfigError(f"{where}: config {config} does not describe a GHN: {exc}") from exc
+    load_fitting_state(ghn, state, where, "its GHN config")
+    return ghn.to(map_location).eval()
+
+
+def load_fitting_state(ghn: torch.nn.Module, state: dict[str, torch.Tensor], where: str, what: str) -> None:
+    """Loads ``state`` into ``ghn`` after checking it fits (keys, shapes) and is finite; a ``DataError`` names why not.
+
+    Args:
+        ghn: the freshly built GHN.
+        state: its weights, with hyperzoo's key names.
+        where: the file, for the message.
+        what: what the weights must fit, for the message (e.g. "its GHN config").
+    """
     expected = ghn.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong:
         detail = "; ".join(
-            f"{what}: {keys[:4]}{' ...' if len(keys) > 4 else ''}"
-            for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
+            f"{name}: {keys[:4]}{' ...' if len(keys) > 4 else ''}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
             if keys
         )
-        raise DataError(f"{where}: weights do not fit its GHN config ({detail}); is it a checkpoint of another GHN?")
+        raise DataError(f"{where}: weights do not fit {what} ({detail}); is it a checkpoint of another GHN?")
     check_finite(state, where, "GHN tensor", _NONFINITE_HINT)
     ghn.load_state_dict(state, strict=True)
-    return ghn.to(map_location).eval()
 
 
 def _load_lightning(path: Path, map_location: str | torch.device) -> GHN2:

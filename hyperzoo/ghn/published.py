@@ -479,14 +479,8 @@ def load_published(
         from hyperzoo.ghn.checkpoint import load_reference_checkpoint
 
         return load_reference_checkpoint(path, map_location)
-    try:
-        from hyperzoo.ghn.reference_ghn3 import load_reference_ghn3
-    except ModuleNotFoundError as exc:
-        if exc.name != "hyperzoo.ghn.reference_ghn3":
-            raise
-        raise DataError(
-            f"{name}: {path} is a GHN-3 file, and this hyperzoo has no GHN-3 reader (hyperzoo.ghn.reference_ghn3)"
-        ) from None
+    from hyperzoo.ghn.reference_ghn3 import load_reference_ghn3
+
     return load_reference_ghn3(path, map_location=map_location)
 
 

@@ -243,18 +243,8 @@ def load_reference_ghn3(path: str | os.PathLike[str], map_location: str | torch.
         heads=int(config.get("heads", 16 if hid > 64 else 8)),
         graph_rules="ghn3",
     )
-    mapped = map_ghn3_state_dict(state, str(path))
-    expected = ghn.state_dict()
-    missing = sorted(set(expected) - set(mapped))
-    unexpected = sorted(set(mapped) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(mapped) if expected[k].shape != mapped[k].shape)
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            f"{what}: {keys[:4]}{' ...' if len(keys) > 4 else ''}"
-            for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
-            if keys
-        )
-        raise DataError(f"{path}: weights do not fit the GHN-3 config {config} ({detail})")
-    ghn.load_state_dict(mapped, strict=True)
+    from hyperzoo.ghn.checkpoint import load_fitting_state  # checkpoint imports this module lazily, too
+
+    load_fitting_state(ghn, map_ghn3_state_dict(state, str(path)), str(path), f"the GHN-3 config {config}")
     ghn.epoch = epoch if isinstance(epoch, int) else None
     return ghn.to(map_location).eval()

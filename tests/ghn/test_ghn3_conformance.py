@@ -216,3 +216,15 @@ def test_graph_rules_follow_the_checkpoint():
         ghn().predict_batch([model], [graph_from_module(model)])  # a GHN-2-rules graph for a GHN-3 checkpoint
     with pytest.raises(HyperzooError, match="graph rules"):
         GHN(graph_rules="ghn4")
+
+
+def test_non_finite_ghn3_weights_are_refused(tmp_path):
+    from hyperzoo.ghn.reference_ghn3 import load_reference_ghn3
+
+    ckpt = torch.load(TORCH, map_location="cpu", weights_only=True)
+    key = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][key] = torch.full_like(ckpt["state_dict"][key], float("nan"))
+    bad = tmp_path / "nan_ghn3.pt"
+    torch.save(ckpt, bad)
+    with pytest.raises(HyperzooError, match=r"NaN|non-finite|infinite"):
+        load_reference_ghn3(bad)
