@@ -35,7 +35,13 @@ def add_generate_action(actions: Any) -> None:
         action="store_true",
         help="with --space: keep graphs equal to the space's held-out networks (default: drop them)",
     )
-    p.add_argument("--num", type=positive_int, required=True, help="number of graphs (predefined: at most 2)")
+    p.add_argument(
+        "--holdout-set",
+        action="store_true",
+        help="with --space: write the graphs of the space's held-out networks (e.g. ResNet-18/34/50/101, WRN-50-2) "
+        "instead, the validation set of a family-trained GHN; --num is not needed",
+    )
+    p.add_argument("--num", type=positive_int, help="number of graphs (predefined: at most 2)")
     p.add_argument("--out", type=new_file, required=True, help="output .h5 store")
     p.add_argument("--workers", type=nonnegative_int, default=0, help="worker processes (default 0: in-process)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the split's candidate stream (default 0)")
@@ -58,6 +64,10 @@ def _cmd_generate(args: Any) -> int:
 
     if args.space is not None:
         return _cmd_generate_space(args)
+    if args.holdout_set:
+        raise SystemExit("hyperzoo graphs generate: --holdout-set needs --space (a DeepNets-1M split holds out nothing)")
+    if args.num is None:
+        raise SystemExit("hyperzoo graphs generate: --num is required")
 
     t0 = time.perf_counter()
     num = args.num
@@ -107,6 +117,16 @@ def _cmd_generate_space(args: Any) -> int:
     if args.max_cells is not None:
         print("note: --max-cells applies to DeepNets-1M splits only; ignored with --space")
     t0 = time.perf_counter()
+    if args.holdout_set:
+        from hyperzoo.graphs.generate_space import holdout_store
+
+        out = holdout_store(args.space, Path(args.out), s_max=args.s_max)
+        store = GraphStore(out)
+        names = [store[i].name for i in range(len(store))]
+        print(f"wrote {out}: the {len(names)} held-out networks of {args.space}: {', '.join(names)}")
+        return 0
+    if args.num is None:
+        raise SystemExit("hyperzoo graphs generate: --num is required (or --holdout-set)")
     out = generate_space(
         args.space,
         args.num,

@@ -18,7 +18,7 @@ from typing import Any
 from hyperzoo.errors import ConfigError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 
-__all__ = ["draw_seed", "generate_space", "holdout_hashes", "space_candidate"]
+__all__ = ["draw_seed", "generate_space", "holdout_hashes", "holdout_store", "space_candidate"]
 
 
 def draw_seed(seed: int, j: int) -> int:
@@ -71,6 +71,38 @@ def holdout_hashes(space: str) -> dict[str, str]:
             net = sp.holdout_module(name)
         out[name] = graph_hash(_graph(net, sp.input_size, 1))
     return out
+
+
+def holdout_store(space: str, out: str | Path, s_max: int = DEFAULT_S_MAX, compression: str | None = "lzf") -> Path:
+    """Writes the graphs of a space's held-out networks (named ``name``) to a new store at ``out``.
+
+    This is the validation set of a family-trained GHN: held-out accuracy logged during training is accuracy on
+    networks the training store cannot contain (``data.val_graphs`` of ``GraphImageDataModule``).
+
+    Raises:
+        ConfigError: the space holds nothing out.
+    """
+    import torch
+
+    from hyperzoo.graphs.graph_hash import graph_hash
+    from hyperzoo.graphs.store import GraphStoreWriter
+    from hyperzoo.nets.deepnets1m import skip_init
+    from hyperzoo.nets.spaces import get_space
+
+    sp = get_space(space)
+    if not sp.holdout:
+        raise ConfigError(f"space {space!r} holds out no networks; there is no held-out set to write")
+    attrs = {"space": space, "s_max": s_max, "holdout_set": ",".join(sp.holdout)}
+    with GraphStoreWriter(out, compression=compression, attrs=attrs) as w:
+        for name, spec in sp.holdout.items():
+            with torch.device("meta"), skip_init():
+                net = sp.holdout_module(name)
+            graph = _graph(net, sp.input_size, s_max)
+            graph.name = name
+            net_args = dict(spec) if isinstance(spec, dict) else {"space": space, "holdout": name}
+            net_args.update(space=space, hash=graph_hash(graph), num_nodes=int(graph.num_nodes))
+            w.append(graph, net_args)
+    return Path(out)
 
 
 def _make_block(
