@@ -127,12 +127,16 @@ FORMAT_VERSION = 1
 PRETRAINED: dict[str, str] = {"ghn2-cifar10": "ghn2_cifar10.safetensors"}
 
 
-def save_ghn(ghn: GHN2, path: str | os.PathLike[str], **metadata: Any) -> Path:
+def save_ghn(
+    ghn: GHN2, path: str | os.PathLike[str], storage_dtype: torch.dtype | None = None, **metadata: Any
+) -> Path:
     """Writes ``ghn`` as ``<path>.safetensors`` (weights, config in the header) plus ``<path>.json`` (config + card).
 
     Args:
         ghn: the GHN.
         path: the weights file; a missing ``.safetensors`` suffix is added. Both files are written atomically.
+        storage_dtype: store floating-point tensors in this dtype (e.g. ``torch.float16`` halves a shipped file);
+            loading casts them back to the GHN's own dtype. None: as they are.
         **metadata: JSON-serialisable facts kept in the JSON card (training command, steps, data, metrics, ...).
 
     Returns:
@@ -146,6 +150,10 @@ def save_ghn(ghn: GHN2, path: str | os.PathLike[str], **metadata: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": ghn.config, "metadata": metadata}
     state = {k: v.detach().contiguous().cpu() for k, v in ghn.state_dict().items()}
+    if storage_dtype is not None:
+        state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
+        check_finite(state, str(path), f"GHN tensor stored as {storage_dtype}", "store it in float32 instead")
+        card["storage_dtype"] = str(storage_dtype).removeprefix("torch.")
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "config": json.dumps(ghn.config)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=header)

@@ -102,3 +102,27 @@ def test_ghn_class_checks_its_configuration():
         GHN(hypernet="lstm")
     with pytest.raises(ConfigError, match="max_shape"):
         GHN(max_shape=(64, 64, 3))
+
+
+def test_float16_storage_halves_the_file_and_loads_back_as_float32(tmp_path):
+    torch.manual_seed(0)
+    ghn = create_ghn("ghn2", **TINY).eval()
+    full = save_ghn(ghn, tmp_path / "full")
+    half = save_ghn(ghn, tmp_path / "half", storage_dtype=torch.float16, note="fp16")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert read_card(half)["storage_dtype"] == "float16" and read_card(half)["metadata"] == {"note": "fp16"}
+    loaded = load_ghn(half)
+    for k, v in ghn.state_dict().items():
+        got = loaded.state_dict()[k]
+        assert got.dtype == v.dtype
+        if v.is_floating_point():
+            torch.testing.assert_close(got, v.half().float(), rtol=0, atol=0)
+
+
+def test_float16_storage_refuses_weights_that_overflow(tmp_path):
+    ghn = create_ghn("ghn2", **TINY)
+    with torch.no_grad():
+        next(ghn.parameters()).view(-1)[0] = 1e6  # above float16's 65504
+    with pytest.raises(DataError, match="float16"):
+        save_ghn(ghn, tmp_path / "half", storage_dtype=torch.float16)
+    assert not (tmp_path / "half.safetensors").exists()
