@@ -27,9 +27,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import yaml
 
 from hyperzoo.errors import ConfigError, DataError
+from hyperzoo.lightning.config_overrides import callback_args, fit_with, read_config, set_key
 from hyperzoo.zoo.store import check_new_entry, entry_path, save_model, zoo_dir
 
 __all__ = ["ClassSubsetCIFAR10", "ZooEntryWriter", "entry_config", "evaluate", "train_entry", "train_zoo"]
@@ -166,38 +166,12 @@ def _entry_meta(
 
 
 def _read(config: str | os.PathLike) -> dict[str, Any]:
-    """The config as a mapping (LightningCLI checks its content when it runs)."""
-    p = Path(config)
-    if not p.is_file():
-        raise ConfigError(f"zoo config {config} not found")
-    cfg = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"zoo config {config} is not a mapping of LightningCLI keys")
-    return cfg
+    return read_config(config, "zoo config")
 
 
 def _writer(cfg: dict[str, Any], config: str | os.PathLike) -> dict[str, Any]:
     """The ``init_args`` of the config's :class:`ZooEntryWriter` callback."""
-    callbacks = (cfg.get("trainer") or {}).get("callbacks") or []
-    for cb in callbacks if isinstance(callbacks, list) else [callbacks]:
-        if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith("ZooEntryWriter"):
-            cb.setdefault("init_args", {})
-            return cb["init_args"]
-    raise ConfigError(
-        f"zoo config {config} has no hyperzoo.zoo.ZooEntryWriter among trainer.callbacks; add one that names the "
-        "entry (see experiments/configs/zoo_cifar10.yaml)"
-    )
-
-
-def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    """Sets ``cfg[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way."""
-    *path, last = dotted.split(".")
-    node = cfg
-    for key in path:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted!r}: {key!r} is not a mapping in the config")
-    node[last] = value
+    return callback_args(cfg, "ZooEntryWriter", f"zoo config {config}")
 
 
 def entry_config(
@@ -214,7 +188,7 @@ def entry_config(
     Raises:
         ConfigError: no such entry, no writer callback, or an override that does not fit the config.
     """
-    cfg = copy.deepcopy(_read(config))
+    cfg = _read(config)
     writer = _writer(cfg, config)
     entries = writer.get("entries") or {writer.get("name"): {}}
     if name not in entries:
@@ -222,10 +196,10 @@ def entry_config(
     zoo = str(root) if root is not None else writer.get("zoo")
     writer.update(name=name, zoo=zoo)
     for key, value in (entries[name] or {}).items():
-        _set(cfg, str(key), value)
+        set_key(cfg, str(key), value)
     for key, value in (data or {}).items():
-        _set(cfg, f"data.init_args.{key}", value)
-    _set(cfg, "trainer.default_root_dir", str(zoo_dir(zoo) / ".partial" / name))
+        set_key(cfg, f"data.init_args.{key}", value)
+    set_key(cfg, "trainer.default_root_dir", str(zoo_dir(zoo) / ".partial" / name))
     return cfg
 
 
@@ -248,13 +222,11 @@ def train_entry(
     Raises:
         DataError: the entry's ``last.ckpt`` holds more than weights (refused by ``torch.load(weights_only=True)``).
     """
-    from hyperzoo.lightning.cli import run_lightning_cli
-
     cfg = entry_config(config, name, root, data)
     zoo = _writer(cfg, config).get("zoo")
     last = zoo_dir(zoo) / ".partial" / name / "last.ckpt"
     try:
-        run_lightning_cli(["fit", "--config", yaml.safe_dump(cfg, sort_keys=False), *(args or [])])
+        fit_with(cfg, args)
     except pickle.UnpicklingError as exc:
         raise DataError(
             f"{last}: refused to resume from it, torch.load(weights_only=True) rejects it ({exc}); "
