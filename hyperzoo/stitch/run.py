@@ -252,10 +252,12 @@ def run_fit(
         set_key(cfg, "trainer.max_epochs", int(epochs))
     if anchor_lr_scale is not None:
         set_key(cfg, "model.init_args.anchor_lr_scale", float(anchor_lr_scale))
-    fit_with(cfg, args)
     root = str((cfg.get("trainer") or {}).get("default_root_dir") or "runs/default")
-    table = Path(str(run.get("out", "{root}")).replace("{root}", root)) / "configs.json"
-    return list(json.loads(table.read_text())["configs"])
+    out_dir = Path(str(run.get("out", "{root}")).replace("{root}", root))
+    for fname in OUTPUTS:  # before loading the anchors (StitchRun checks again before the work in any `fit`)
+        check_output(out_dir / fname, bool(run.get("overwrite")), "--out")
+    fit_with(cfg, args)
+    return list(json.loads((out_dir / "configs.json").read_text())["configs"])
 
 
 def run_select(table: str, budget_flops: float) -> dict[str, Any]:
