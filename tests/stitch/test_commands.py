@@ -80,3 +80,19 @@ def test_fit_overrides_init_and_epochs(tmp_path) -> None:
     assert meta["init_s"] < 1.0 and meta["train_s"] < 1.0  # no LS pass, no training
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--epochs", "-1"]) == 2
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--anchor-lr-scale", "-1"]) == 2
+
+
+def test_the_stitch_configs_are_valid_fits(capsys) -> None:
+    from pathlib import Path
+
+    import pytest
+    import yaml
+
+    configs = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    for name, anchors in (("stitch_cifar10", 3), ("stitch_cifar10_widths", 2)):
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", str(configs / f"{name}.yaml"), "--print_config"])
+        printed = yaml.safe_load(capsys.readouterr().out)
+        snnet = printed["model"]["init_args"]["snnet"]
+        assert snnet["class_path"] == "hyperzoo.stitch.run.ZooSNNet" and len(snnet["init_args"]["anchors"]) == anchors
+        assert printed["trainer"]["callbacks"][0]["init_args"]["init"] == "ls"

@@ -141,3 +141,27 @@ def test_an_entry_killed_mid_training_resumes_to_the_same_weights(config, tmp_pa
     train_zoo(config, tmp_path / "whole", only=["e"])
     uninterrupted = load_file(str(tmp_path / "whole" / "e.safetensors"))
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+
+
+def test_every_entry_of_the_cifar10_zoo_config_is_a_valid_fit(capsys) -> None:
+    """Each entry's overrides are keys LightningCLI accepts, and they set what the entry's name says."""
+    import yaml
+
+    from hyperzoo.lightning.config_overrides import fit_with
+
+    config = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "zoo_cifar10.yaml"
+    entries = yaml.safe_load(config.read_text())["trainer"]["callbacks"][1]["init_args"]["entries"]
+    assert len(entries) == 8
+    printed = {}
+    for name in entries:
+        with pytest.raises(SystemExit) as done:
+            fit_with(entry_config(config, name, "zoo"), ["--print_config"])
+        assert done.value.code == 0
+        printed[name] = yaml.safe_load(capsys.readouterr().out)
+    model = {n: p["model"]["init_args"] for n, p in printed.items()}
+    assert (
+        model["r20x2-s1"]["model_kwargs"] == {"shortcut": "B", "width": 2} and model["r56x1-s0"]["model"] == "resnet56"
+    )
+    assert printed["r20x1-c5to9"]["data"]["init_args"]["classes"] == [5, 6, 7, 8, 9]
+    assert [p["seed_everything"] for p in printed.values()] == [0, 1, 0, 1, 2, 3, 0, 0]
+    assert printed["r32x1-s0"]["trainer"]["default_root_dir"] == str(Path("zoo") / ".partial" / "r32x1-s0")
