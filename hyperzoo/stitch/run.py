@@ -56,7 +56,7 @@ class ZooSNNet(SNNet):
         anchors: list[str],
         zoo: str | None = None,
         window: int = 1,
-        pairs: Literal["nearest", "all"] = "nearest",
+        pairs: str = "nearest",
         input_size: int = 32,
     ) -> None:
         from hyperzoo.zoo.store import load_meta, load_model

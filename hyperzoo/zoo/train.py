@@ -136,7 +136,7 @@ def _entry_meta(
     acc = evaluate(net, dm)
     dm.setup()
     keep = getattr(dm, "keep", None)
-    recipe = {"epochs": int(trainer.max_epochs or 0), "batch_size": int(dm.batch_size)}
+    recipe: dict[str, Any] = {"epochs": int(trainer.max_epochs or 0), "batch_size": int(dm.batch_size)}
     for key in ("lr", "weight_decay", "schedule"):
         if key in hp:
             recipe[key] = hp[key]
