@@ -85,8 +85,17 @@ class ZooEntryWriter(pl.Callback):
         self._t0 = self._epoch_t0 = 0.0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            check_new_entry(self.name, self.zoo)  # before the work, not after it
+        if stage != "fit":
+            return
+        if (
+            not isinstance(getattr(pl_module, "net", None), torch.nn.Module)
+            or getattr(trainer, "datamodule", None) is None
+        ):
+            raise ConfigError(
+                f"ZooEntryWriter stores a LightningModule's `net` trained on a data module; "
+                f"{type(pl_module).__name__} has no `net` or the run has no data module"
+            )
+        check_new_entry(self.name, self.zoo)  # before the work, not after it
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.ckpt_path:
@@ -110,12 +119,7 @@ class ZooEntryWriter(pl.Callback):
             return  # a debug run stores nothing
         seconds = time.perf_counter() - self._t0
         dm: Any = trainer.datamodule  # type: ignore[attr-defined]
-        net = getattr(pl_module, "net", None)
-        if net is None or dm is None:
-            raise ConfigError(
-                f"ZooEntryWriter stores a LightningModule's `net` trained on a data module; "
-                f"{type(pl_module).__name__} has no `net` or the run has no data module"
-            )
+        net: Any = pl_module.net
         device = str(next(net.parameters()).device)
         net = copy.deepcopy(net).to(memory_format=torch.contiguous_format).cpu().eval()
         meta = _entry_meta(pl_module, dm, trainer, net, seconds, device)
