@@ -151,10 +151,10 @@ def test_zoo_resume(tmp_path, payload):
 
     evil, _ = payload
     zoo = tmp_path / "zoo"
-    last = _evil_lightning_checkpoint(zoo / ".partial" / "e" / "last.ckpt", evil)
-    entry = {"name": "e", "model": "resnet8", "model_kwargs": {"shortcut": "B"}, "epochs": 1, "limit": 64}
+    last = _evil_lightning_checkpoint(zoo / ".partial" / "r20x1-s0" / "last.ckpt", evil)
+    config = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "zoo_cifar10.yaml"
     with pytest.raises(DataError) as info:
-        train_entry(entry, {"root": "sample", "batch_size": 64}, zoo, {"logger": False})
+        train_entry(config, "r20x1-s0", zoo, {"root": "sample", "limit": 64}, ["--trainer.accelerator", "cpu"])
     assert str(last) in str(info.value) and _refusal(str(info.value))
 
 

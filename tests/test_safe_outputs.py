@@ -121,7 +121,12 @@ def test_other_writers_check_before_the_work(ghn_ckpt: Path, tmp_path: Path, cap
     run.mkdir()
     (run / "configs.json").write_text("{}")
     cfg = tmp_path / "s.yaml"
-    cfg.write_text(f"anchors: [nope1, nope2]\nzoo: {tmp_path}\nout: {run}\n")
+    cfg.write_text(
+        f"trainer: {{default_root_dir: {run}, callbacks: [{{class_path: hyperzoo.stitch.run.StitchRun}}]}}\n"
+        "model:\n  class_path: hyperzoo.lightning.stitch_module.StitchModule\n  init_args:\n    snnet:\n"
+        "      class_path: hyperzoo.stitch.run.ZooSNNet\n"
+        f"      init_args: {{anchors: [nope1, nope2], zoo: {tmp_path}}}\n"
+    )
     assert main(["stitch", "fit", "--config", str(cfg)]) == 2
     assert "configs.json already exists" in (err := _error(capsys)) and "--overwrite" in err
     assert existing.read_text() == "{}" and (run / "configs.json").read_text() == "{}"

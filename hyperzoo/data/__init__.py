@@ -9,6 +9,8 @@ from hyperzoo.data.datamodules import (
     ImageFolderDataModule,
     ImageNetDataModule,
 )
+from hyperzoo.data.class_subset import ClassSubsetCIFAR10DataModule
+from hyperzoo.data.fixed_batches import test_batches, train_batches
 from hyperzoo.data.h5_dataset import H5ImageDataset
 from hyperzoo.data.meta_batches import GraphImageDataModule, GraphImageDataset, MetaBatchSampler
 from hyperzoo.data.sampler import ShardedBatchSampler
@@ -24,6 +26,7 @@ __all__ = [
     "BatchAugment",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
+    "ClassSubsetCIFAR10DataModule",
     "GraphImageDataModule",
     "GraphImageDataset",
     "H5ImageDataset",
@@ -42,4 +45,6 @@ __all__ = [
     "extract_archive",
     "inspect_h5_cache",
     "resolve_image_source",
+    "test_batches",
+    "train_batches",
 ]

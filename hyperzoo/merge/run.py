@@ -16,39 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hyperzoo.data.fixed_batches import test_batches, train_batches
 from hyperzoo.errors import ConfigError
 
 __all__ = ["accuracies", "data_batches", "load_merged", "predict", "rebuild_merged", "run_merge", "test_data"]
 
 
-def data_batches(root: str, batch_size: int = 128, num_batches: int = 20, seed: int = 0) -> list[Tensor]:
-    """``num_batches`` normalized training batches (no augmentation, a fixed random order), kept in memory."""
-    from hyperzoo.data import CIFAR10DataModule
-
-    dm = CIFAR10DataModule(root=root, batch_size=batch_size, augment=False, seed=seed)
-    dm.prepare_data()
-    dm.setup("fit")
-    out = []
-    for i, batch in enumerate(dm.train_dataloader()):
-        if i >= num_batches:
-            break
-        out.append(dm.on_after_batch_transfer(batch, 0)[0])
-    return out
-
-
-def test_data(root: str, limit: int | None = None, batch_size: int = 500) -> list[tuple[Tensor, Tensor]]:
-    """The test split (first ``limit`` images of a fixed shuffle when given) as normalized batches."""
-    from hyperzoo.data import CIFAR10DataModule
-
-    dm = CIFAR10DataModule(root=root, batch_size=batch_size, augment=False)
-    dm.prepare_data()
-    dm.setup("test")
-    batches = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
-    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    if limit is not None and limit < len(y):
-        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:limit]
-        x, y = x[keep], y[keep]
-    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
+# the fixed in-memory batches live in hyperzoo.data (stitching uses them too); the old names stay importable here
+data_batches = train_batches
+test_data = test_batches
 
 
 @torch.no_grad()

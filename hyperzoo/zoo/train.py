@@ -1,12 +1,18 @@
-"""Training the zoo: every entry of a YAML config is trained once with Lightning and stored in the zoo.
+"""Training the zoo: one ``hyperzoo fit`` (LightningCLI) per entry, stored in the zoo by a callback.
 
-A config has ``data`` (CIFAR-10 data-module arguments: ``root``, ``limit``, ``batch_size``, ...), ``defaults``
-(recipe shared by all entries) and ``models`` (one mapping per entry: ``name`` plus any recipe key to override).
-Recipe keys: ``model``, ``model_kwargs``, ``seed``, ``epochs``, ``lr``, ``weight_decay``, ``classes`` (a label
-subset; labels are renumbered 0..k-1 in that order), ``limit`` (training images, a fixed random subset of
-all ten classes taken before the label subset). Entries already in the zoo are skipped, and an entry killed
-mid-training resumes from its last finished epoch (``<zoo>/.partial/<name>/last.ckpt``, our own file, deleted
-once the entry is stored); the seed fixes initialisation, data order and augmentation.
+A zoo config (``experiments/configs/zoo_cifar10.yaml``) is an ordinary LightningCLI config: an
+:class:`~hyperzoo.lightning.ImageClassifier` on a :class:`~hyperzoo.data.ClassSubsetCIFAR10DataModule`, with a
+:class:`~hyperzoo.lightning.resume.ResumableCheckpoint` and a :class:`ZooEntryWriter` among the trainer's callbacks.
+The writer names the entry the run trains and lists the zoo's entries, each as the config overrides that make it
+(dotted keys, as on the command line: ``seed_everything``, ``model.init_args.model_kwargs``,
+``data.init_args.classes``, ``data.init_args.limit``, ...).
+
+``hyperzoo fit --config zoo_cifar10.yaml`` trains the config as written (its first entry);
+``hyperzoo zoo train --config zoo_cifar10.yaml`` (:func:`train_zoo`) runs the same LightningCLI ``fit`` once per entry
+with that entry's overrides. Every entry trains in ``<zoo>/.partial/<name>``: entries already in the zoo are skipped,
+an entry killed mid-training resumes from its ``last.ckpt`` (``ckpt_path: last``; read with
+``torch.load(weights_only=True)``), and the folder is deleted once the entry is stored. The seed fixes
+initialisation, data order and augmentation; the data subset (``data.init_args.seed``) is the same for every entry.
 """
 
 from __future__ import annotations
@@ -16,261 +22,251 @@ import os
 import pickle
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
-import yaml
-from torch import Tensor
 
 from hyperzoo.errors import ConfigError, DataError
-from hyperzoo.zoo.store import entry_path, save_model
+from hyperzoo.lightning.config_overrides import callback_args, fit_with, read_config, set_key
+from hyperzoo.zoo.store import check_new_entry, entry_path, save_model, zoo_dir
 
-__all__ = ["RECIPE_KEYS", "ClassSubsetCIFAR10", "evaluate", "load_config", "train_entry", "train_zoo"]
-
-RECIPE_KEYS = {"name", "model", "model_kwargs", "seed", "epochs", "lr", "weight_decay", "classes", "limit"}
-DEFAULTS: dict[str, Any] = {
-    "model": "resnet20",
-    "model_kwargs": {},
-    "seed": 0,
-    "epochs": 5,
-    "lr": 0.1,
-    "weight_decay": 5e-4,
-    "classes": None,
-}
-
-
-def _subset_module() -> type:
-    from hyperzoo.data import CIFAR10DataModule
-    from hyperzoo.data.sampler import ShardedBatchSampler
-
-    class _Subset(CIFAR10DataModule):
-        """CIFAR-10 restricted to a label subset, labels renumbered ``0..k-1`` in the order given.
-
-        Args:
-            classes: the CIFAR-10 labels to keep (None keeps all ten).
-            **kwargs: :class:`~hyperzoo.data.CIFAR10DataModule` arguments.
-        """
-
-        def __init__(self, classes: list[int] | None = None, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.keep = list(classes) if classes is not None else None
-            self._map: Tensor | None = None
-            self._test_idx: Tensor | None = None
-
-        @property
-        def num_classes(self) -> int:
-            return len(self.keep) if self.keep is not None else 10
-
-        def setup(self, stage: str | None = None) -> None:
-            self._num_classes = 10  # the parent checks the raw label count
-            fresh = self.train_set is None
-            super().setup(stage)
-            if not fresh or self.keep is None:
-                return
-            if any(not 0 <= c < 10 for c in self.keep) or len(set(self.keep)) != len(self.keep):
-                raise ConfigError(f"classes must be distinct CIFAR-10 labels 0..9, got {self.keep}")
-            self._map = torch.full((10,), -1, dtype=torch.long)
-            self._map[torch.tensor(self.keep)] = torch.arange(len(self.keep))
-            assert self.train_set is not None and self.train_indices is not None
-            labels = self.train_set.labels
-            self.train_indices = self.train_indices[self._map[labels[self.train_indices]] >= 0]
-            test = self._eval_set(("test", "val"))
-            self._test_idx = torch.nonzero(self._map[test.labels] >= 0).flatten()
-
-        def _eval(self) -> Any:
-            if self._test_idx is None:
-                return super().test_dataloader()
-            dataset = self._eval_set(("test", "val"))
-            return self._loader(dataset, ShardedBatchSampler(self._test_idx, self.eval_batch_size, shuffle=False))
-
-        def val_dataloader(self) -> Any:
-            self.setup()
-            return self._eval()
-
-        def test_dataloader(self) -> Any:
-            self.setup()
-            return self._eval()
-
-        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-            x, y = super().on_after_batch_transfer(batch, dataloader_idx)
-            if self._map is not None:
-                y = self._map.to(y.device)[y]
-            return x, y
-
-    return _Subset
+__all__ = ["ClassSubsetCIFAR10", "ZooEntryWriter", "entry_config", "evaluate", "train_entry", "train_zoo"]
 
 
 def ClassSubsetCIFAR10(classes: list[int] | None = None, **kwargs: Any) -> Any:
-    """A CIFAR-10 data module restricted to ``classes`` (labels renumbered in that order)."""
-    return _subset_module()(classes=classes, **kwargs)
+    """A CIFAR-10 data module restricted to ``classes`` (:class:`~hyperzoo.data.ClassSubsetCIFAR10DataModule`)."""
+    from hyperzoo.data.class_subset import ClassSubsetCIFAR10DataModule
 
-
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Reads and checks a zoo config."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"zoo config {path} not found")
-    cfg = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(cfg.get("models"), list) or not cfg["models"]:
-        raise ConfigError(f"zoo config {path} needs a non-empty 'models' list")
-    for key in cfg:
-        if key not in ("data", "defaults", "models", "trainer"):
-            raise ConfigError(f"unknown key {key!r} in zoo config {path}; use data, defaults, models, trainer")
-    for i, entry in enumerate([cfg.get("defaults") or {}, *cfg["models"]]):
-        bad = set(entry) - RECIPE_KEYS
-        if bad:
-            raise ConfigError(
-                f"unknown recipe keys {sorted(bad)} in zoo config {path} (entry {i}); allowed: {sorted(RECIPE_KEYS)}"
-            )
-    return cfg
+    return ClassSubsetCIFAR10DataModule(classes=classes, **kwargs)
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dm: Any, split: str = "test", device: str = "cpu") -> float:
-    """Top-1 accuracy of ``model`` on the data module's test (or val) loader."""
+    """Top-1 accuracy of ``model`` on the data module's test (or val) loader (never augmented, even in a fit)."""
     model.eval().to(device)
     loader = dm.test_dataloader() if split == "test" else dm.val_dataloader()
     right = total = 0
-    for batch in loader:
-        x, y = dm.on_after_batch_transfer(batch, 0)
-        right += int((model(x.to(device)).argmax(1) == y.to(device)).sum())
-        total += len(y)
+    trainer, dm.trainer = getattr(dm, "trainer", None), None  # a data module attached to a fit would augment
+    try:
+        for batch in loader:
+            x, y = dm.on_after_batch_transfer(batch, 0)
+            right += int((model(x.to(device)).argmax(1) == y.to(device)).sum())
+            total += len(y)
+    finally:
+        dm.trainer = trainer
     return right / max(1, total)
 
 
-def _epoch_logger() -> Any:
-    """A callback printing one line per epoch (the zoo trains without a progress bar, possibly under nohup)."""
-    import lightning.pytorch as pl
+class ZooEntryWriter(pl.Callback):
+    """Stores the network a ``fit`` trained as zoo entry ``name`` (weights, recipe, test accuracy, MACs).
 
-    class EpochLog(pl.Callback):
-        def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
-            self.t0 = time.perf_counter()
+    Refuses an entry that exists before any training; prints one line per epoch (the zoo trains without a
+    progress bar, possibly under nohup); after the run, evaluates the network on the test split of the data
+    module, stores it with :func:`~hyperzoo.zoo.store.save_model` and deletes the run's folder when it is the
+    entry's own ``<zoo>/.partial/<name>``.
 
-        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
-            loss = trainer.callback_metrics.get("train/loss")
-            print(
-                f"zoo:   epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
-                f"train loss {float(loss) if loss is not None else float('nan'):.4f} "
-                f"({time.perf_counter() - self.t0:.0f} s)",
-                flush=True,
+    Args:
+        name: the entry this run trains.
+        zoo: zoo directory (None: ``$HYPERZOO_ZOO`` or ``./zoo``).
+        entries: the zoo's entries, name -> config overrides (dotted keys); ``hyperzoo zoo train`` trains each.
+            When given, ``name`` must be one of them.
+
+    Raises:
+        ConfigError: ``name`` not among ``entries``, or a bad entry name.
+    """
+
+    def __init__(self, name: str, zoo: str | None = None, entries: dict[str, dict[str, Any] | None] | None = None):
+        entry_path(name, zoo)  # checks the name
+        if entries is not None and name not in entries:
+            raise ConfigError(f"ZooEntryWriter name {name!r} is not one of the config's entries {sorted(entries)}")
+        self.name, self.zoo, self.entries = name, zoo, entries
+        self._t0 = self._epoch_t0 = 0.0
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if (
+            not isinstance(getattr(pl_module, "net", None), torch.nn.Module)
+            or getattr(trainer, "datamodule", None) is None
+        ):
+            raise ConfigError(
+                f"ZooEntryWriter stores a LightningModule's `net` trained on a data module; "
+                f"{type(pl_module).__name__} has no `net` or the run has no data module"
             )
+        check_new_entry(self.name, self.zoo)  # before the work, not after it
 
-    return EpochLog()
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.ckpt_path:
+            print(f"zoo: resuming {self.name} from {trainer.ckpt_path}", flush=True)
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("train/loss")
+        print(
+            f"zoo:   epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
+            f"train loss {float(loss) if loss is not None else float('nan'):.4f} "
+            f"({time.perf_counter() - self._epoch_t0:.0f} s)",
+            flush=True,
+        )
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(trainer, "fast_dev_run", False) or not trainer.is_global_zero:
+            return  # a debug run stores nothing
+        seconds = time.perf_counter() - self._t0
+        dm: Any = trainer.datamodule  # type: ignore[attr-defined]
+        net: Any = pl_module.net
+        device = str(next(net.parameters()).device)
+        net = copy.deepcopy(net).to(memory_format=torch.contiguous_format).cpu().eval()
+        meta = _entry_meta(pl_module, dm, trainer, net, seconds, device)
+        path = save_model(self.name, net, meta, self.zoo)
+        partial = zoo_dir(self.zoo) / ".partial" / self.name
+        if Path(trainer.default_root_dir).resolve() == partial.resolve():
+            shutil.rmtree(partial, ignore_errors=True)
+        print(f"zoo: stored {path}", flush=True)
 
 
-def train_entry(
-    entry: dict[str, Any], data: dict[str, Any], root: str | None = None, trainer_kwargs: dict[str, Any] | None = None
-) -> Path:
-    """Trains one zoo entry and stores it (weights, recipe, test accuracy, MACs)."""
-    import lightning.pytorch as pl
-
-    from hyperzoo.lightning.classifier import ImageClassifier
+def _entry_meta(
+    module: pl.LightningModule, dm: Any, trainer: pl.Trainer, net: torch.nn.Module, seconds: float, device: str
+) -> dict[str, Any]:
+    """The metadata of a trained zoo entry (what rebuilds it, its recipe and its results)."""
     from hyperzoo.merge.compute import count_macs, count_params
 
-    e = {**DEFAULTS, **entry}
-    pl.seed_everything(int(e["seed"]), workers=True)
-    data = {**data, **({"limit": int(e["limit"])} if e.get("limit") else {})}
-    # the data subset is fixed (seed 0) for every entry; the entry's seed drives init, order and augmentation
-    dm = ClassSubsetCIFAR10(classes=e["classes"], **{"seed": 0, **data})
-    module = ImageClassifier(
-        model=e["model"],
-        num_classes=dm.num_classes,
-        model_kwargs=dict(e["model_kwargs"]),
-        lr=float(e["lr"]),
-        weight_decay=float(e["weight_decay"]),
-        nesterov=True,
-        schedule="cosine",
-    )
-    partial = entry_path(e["name"], root).parent / ".partial" / e["name"]
-    kwargs = {
-        "accelerator": "auto",
-        "devices": 1,
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        **(trainer_kwargs or {}),
-    }
-    callbacks = [
-        *kwargs.pop("callbacks", []),
-        _epoch_logger(),
-        pl.callbacks.ModelCheckpoint(
-            dirpath=partial, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
-        ),
-    ]
-    trainer = pl.Trainer(
-        max_epochs=int(e["epochs"]), num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks, **kwargs
-    )
-    last = partial / "last.ckpt"
-    if last.is_file():
-        print(f"zoo: resuming {e['name']} from {last}", flush=True)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # resuming into the directory of the killed run is the point
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        try:  # weights_only: a resume checkpoint is read without unpickling code
-            trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None, weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise DataError(
-                f"{last}: refused to resume from it, torch.load(weights_only=True) rejects it ({exc}); "
-                "delete it to train this entry from scratch"
-            ) from None
-    seconds = time.perf_counter() - t0
-    net = copy.deepcopy(module.net).to(memory_format=torch.contiguous_format).cpu().eval()
+    hp: Any = module.hparams
     acc = evaluate(net, dm)
     dm.setup()
-    meta = {
-        "model": e["model"],
-        "model_kwargs": dict(e["model_kwargs"]),
+    keep = getattr(dm, "keep", None)
+    recipe: dict[str, Any] = {"epochs": int(trainer.max_epochs or 0), "batch_size": int(dm.batch_size)}
+    for key in ("lr", "weight_decay", "schedule"):
+        if key in hp:
+            recipe[key] = hp[key]
+    if "optimizer" in hp and isinstance(hp["optimizer"], str):
+        recipe["optimizer"] = hp["optimizer"] + ("-nesterov" if hp.get("nesterov") else "")
+    return {
+        "model": hp["model"],
+        "model_kwargs": dict(hp.get("model_kwargs") or {}),
         "num_classes": dm.num_classes,
-        "classes": e["classes"] if e["classes"] is not None else list(range(10)),
-        "seed": int(e["seed"]),
-        "recipe": {
-            "epochs": int(e["epochs"]),
-            "lr": float(e["lr"]),
-            "weight_decay": float(e["weight_decay"]),
-            "optimizer": "sgd-nesterov",
-            "schedule": "cosine",
-            "batch_size": int(data.get("batch_size", 128)),
-        },
+        "classes": list(keep) if keep is not None else list(range(dm.num_classes)),
+        "seed": int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed())),
+        "recipe": recipe,
         "data": {
             "dataset": "CIFAR-10",
-            "root": Path(str(data.get("root", ""))).name,
+            "root": Path(str(dm.root or "")).name,
             "train_images": len(dm.train_indices) if dm.train_indices is not None else None,
         },
         "test_acc": acc,
         "train_seconds": seconds,
-        "device": str(next(module.net.parameters()).device),
+        "device": device,
         "macs": count_macs(net, torch.zeros(1, 3, 32, 32)),
         "params": count_params(net),
     }
-    path = save_model(e["name"], net, meta, root)
-    shutil.rmtree(partial, ignore_errors=True)
-    return path
+
+
+# -- one fit per entry --
+
+
+def _read(config: str | os.PathLike) -> dict[str, Any]:
+    return read_config(config, "zoo config")
+
+
+def _writer(cfg: dict[str, Any], config: str | os.PathLike) -> dict[str, Any]:
+    """The ``init_args`` of the config's :class:`ZooEntryWriter` callback."""
+    return callback_args(cfg, "ZooEntryWriter", f"zoo config {config}")
+
+
+def entry_config(
+    config: str | os.PathLike, name: str, root: str | os.PathLike | None = None, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The LightningCLI config of entry ``name``: ``config`` with the entry's overrides, its zoo and its folder.
+
+    Args:
+        config: the zoo config.
+        name: one of its entries.
+        root: zoo directory (None: the writer's ``zoo``, else ``$HYPERZOO_ZOO`` or ``./zoo``).
+        data: data-module arguments that replace the config's (e.g. ``{"root": ...}``).
+
+    Raises:
+        ConfigError: no such entry, no writer callback, or an override that does not fit the config.
+    """
+    cfg = _read(config)
+    writer = _writer(cfg, config)
+    entries = writer.get("entries") or {writer.get("name"): {}}
+    if name not in entries:
+        raise ConfigError(f"zoo config {config} has no entry {name!r}; its entries: {', '.join(map(str, entries))}")
+    zoo = str(root) if root is not None else writer.get("zoo")
+    writer.update(name=name, zoo=zoo)
+    for key, value in (entries[name] or {}).items():
+        set_key(cfg, str(key), value)
+    for key, value in (data or {}).items():
+        set_key(cfg, f"data.init_args.{key}", value)
+    set_key(cfg, "trainer.default_root_dir", str(zoo_dir(zoo) / ".partial" / name))
+    return cfg
+
+
+def train_entry(
+    config: str | os.PathLike,
+    name: str,
+    root: str | os.PathLike | None = None,
+    data: dict[str, Any] | None = None,
+    args: list[str] | None = None,
+) -> Path:
+    """Trains zoo entry ``name`` of ``config`` with ``hyperzoo fit`` and returns its weights path.
+
+    Args:
+        config: the zoo config.
+        name: the entry.
+        root: zoo directory.
+        data: data-module arguments that replace the config's.
+        args: further ``hyperzoo fit`` options (e.g. ``["--trainer.max_steps", "2"]``).
+
+    Raises:
+        DataError: the entry's ``last.ckpt`` holds more than weights (refused by ``torch.load(weights_only=True)``).
+    """
+    cfg = entry_config(config, name, root, data)
+    zoo = _writer(cfg, config).get("zoo")
+    last = zoo_dir(zoo) / ".partial" / name / "last.ckpt"
+    try:
+        fit_with(cfg, args)
+    except pickle.UnpicklingError as exc:
+        raise DataError(
+            f"{last}: refused to resume from it, torch.load(weights_only=True) rejects it ({exc}); "
+            "delete it to train this entry from scratch"
+        ) from None
+    return entry_path(name, zoo)
 
 
 def train_zoo(
     config: str | os.PathLike,
-    root: str | None = None,
+    root: str | os.PathLike | None = None,
     only: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    args: list[str] | None = None,
 ) -> list[Path]:
-    """Trains every entry of ``config`` that is not in the zoo yet (or only those named in ``only``)."""
-    cfg = load_config(config)
-    data = {"root": "sample", "batch_size": 128, **(cfg.get("data") or {}), **(overrides or {})}
-    defaults = cfg.get("defaults") or {}
+    """Trains every entry of ``config`` that is not in the zoo yet (or only those named in ``only``).
+
+    Args:
+        config: the zoo config.
+        root: zoo directory (None: the config's, else ``$HYPERZOO_ZOO`` or ``./zoo``).
+        only: train only these entries.
+        overrides: data-module arguments that replace the config's (e.g. ``{"root": ...}``).
+        args: further ``hyperzoo fit`` options for every entry.
+
+    """
+    writer = _writer(_read(config), config)
+    names = [str(n) for n in (writer.get("entries") or {writer.get("name"): {}})]
+    zoo = root if root is not None else writer.get("zoo")
     paths = []
-    for entry in cfg["models"]:
-        entry = {**defaults, **entry}
-        if "name" not in entry:
-            raise ConfigError(f"every model in {config} needs a 'name'")
-        if only and entry["name"] not in only:
+    for name in names:
+        if only and name not in only:
             continue
-        path = entry_path(entry["name"], root)
+        path = entry_path(name, zoo)
         if path.is_file():
-            print(f"zoo: {entry['name']} already trained ({path}), skipped")
+            print(f"zoo: {name} already trained ({path}), skipped")
             continue
-        print(f"zoo: training {entry['name']} ...", flush=True)
-        paths.append(train_entry(entry, data, root, cfg.get("trainer")))
-        print(f"zoo: stored {paths[-1]}", flush=True)
+        print(f"zoo: training {name} ...", flush=True)
+        paths.append(train_entry(config, name, zoo, overrides, args))
     return paths

@@ -9,6 +9,34 @@ from hyperzoo.nets import create_model
 from hyperzoo.zoo.store import save_model
 
 
+def _config(zoo, anchors: list[str], test_limit: int, out: str | None = None) -> str:
+    """A tiny stitch config (LightningCLI) on the embedded sample: two training steps, no window."""
+    root = f"default_root_dir: {out}\n  " if out else ""
+    return f"""
+trainer:
+  max_epochs: 1
+  limit_train_batches: 2
+  accelerator: cpu
+  {root}logger: false
+  enable_checkpointing: false
+  enable_progress_bar: false
+  enable_model_summary: false
+  limit_val_batches: 0
+  callbacks:
+    - class_path: hyperzoo.stitch.run.StitchRun
+      init_args: {{init: ls, ls_batches: 1, test_limit: {test_limit}}}
+model:
+  class_path: hyperzoo.lightning.stitch_module.StitchModule
+  init_args:
+    snnet:
+      class_path: hyperzoo.stitch.run.ZooSNNet
+      init_args: {{anchors: {anchors}, zoo: {zoo}, window: 0}}
+data:
+  class_path: hyperzoo.data.CIFAR10DataModule
+  init_args: {{root: sample, batch_size: 32}}
+"""
+
+
 def test_fit_and_select(tmp_path, capsys) -> None:
     for name, width in (("x1", 1), ("x2", 2)):
         save_model(
@@ -18,10 +46,7 @@ def test_fit_and_select(tmp_path, capsys) -> None:
             tmp_path,
         )
     cfg = tmp_path / "stitch.yaml"
-    cfg.write_text(
-        f"anchors: [x1, x2]\nzoo: {tmp_path}\ndata: {{root: sample, batch_size: 32}}\nwindow: 0\n"
-        f"ls_batches: 1\ntrain: {{max_epochs: 1, limit_train_batches: 2}}\ntest_limit: 64\nout: {tmp_path}/run\n"
-    )
+    cfg.write_text(_config(tmp_path, ["x1", "x2"], 64, f"{tmp_path}/run"))
     assert main(["stitch", "fit", "--config", str(cfg)]) == 0
     table = json.loads((tmp_path / "run" / "configs.json").read_text())
     rows = table["configs"]
@@ -47,10 +72,7 @@ def test_fit_overrides_init_and_epochs(tmp_path) -> None:
             tmp_path,
         )
     cfg = tmp_path / "stitch.yaml"
-    cfg.write_text(
-        f"anchors: [a, b]\nzoo: {tmp_path}\ndata: {{root: sample, batch_size: 32}}\nwindow: 0\n"
-        f"init: ls\nls_batches: 1\ntrain: {{max_epochs: 1, limit_train_batches: 2}}\ntest_limit: 32\n"
-    )
+    cfg.write_text(_config(tmp_path, ["a", "b"], 32))
     out = tmp_path / "random_untrained"
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--init", "random", "--epochs", "0"]) == 0
     meta = json.loads((out / "configs.json").read_text())["meta"]
@@ -58,3 +80,19 @@ def test_fit_overrides_init_and_epochs(tmp_path) -> None:
     assert meta["init_s"] < 1.0 and meta["train_s"] < 1.0  # no LS pass, no training
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--epochs", "-1"]) == 2
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--anchor-lr-scale", "-1"]) == 2
+
+
+def test_the_stitch_configs_are_valid_fits(capsys) -> None:
+    from pathlib import Path
+
+    import pytest
+    import yaml
+
+    configs = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+    for name, anchors in (("stitch_cifar10", 3), ("stitch_cifar10_widths", 2)):
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", str(configs / f"{name}.yaml"), "--print_config"])
+        printed = yaml.safe_load(capsys.readouterr().out)
+        snnet = printed["model"]["init_args"]["snnet"]
+        assert snnet["class_path"] == "hyperzoo.stitch.run.ZooSNNet" and len(snnet["init_args"]["anchors"]) == anchors
+        assert printed["trainer"]["callbacks"][0]["init_args"]["init"] == "ls"
