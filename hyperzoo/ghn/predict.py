@@ -33,7 +33,7 @@ BN_NOTE = (
 
 
 def timed_predict(
-    ghn: GHN, model: nn.Module, graph: ArchGraph | None, skip_unknown: bool = False
+    ghn: GHN, model: nn.Module, graph: ArchGraph, skip_unknown: bool = False
 ) -> tuple[dict[str, Tensor], float]:
     """One GHN pass over ``model`` (under ``torch.no_grad``) and its wall-clock seconds, CUDA synchronized."""
     device = ghn.op_embed.weight.device

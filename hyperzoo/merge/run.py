@@ -92,7 +92,7 @@ def accuracies(
     return res
 
 
-def _meta_classes(meta: dict[str, Any]) -> list[int]:
+def _meta_classes(meta: Mapping[str, Any]) -> list[int]:
     return list(meta.get("classes") or range(int(meta.get("num_classes", 10))))
 
 

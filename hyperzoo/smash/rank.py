@@ -241,7 +241,7 @@ def plot_ranking(result: RankingResult, path: str) -> None:
     rec = [r for r in result.records if r.trained]
     c = result.correlation
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter([r.smash_error for r in rec], [r.trained_error for r in rec])
+    ax.scatter([r.smash_error for r in rec], [float(r.trained_error or 0.0) for r in rec])
     ax.set_xlabel("SMASH score (held-out error, generated weights)")
     ax.set_ylabel(f"held-out error, trained {result.train_steps} steps")
     ax.set_title(
