@@ -94,3 +94,21 @@ def test_unpredictable_layers_name_the_argument_in_the_library(ckpt, tmp_path, c
     with pytest.raises(UnpredictableLayerError, match=r"allow_unpredicted=True \(or skip_unknown=True\)") as e:
         load_ghn(ckpt).predict_parameters(LayerScale())
     assert "--skip-unknown" not in str(e.value)
+
+
+def test_existing_zoo_entry_names_overwrite_in_both_layers(tmp_path, capsys):
+    from hyperzoo.nets import create_model
+    from hyperzoo.zoo.store import check_new_entry, save_model
+
+    save_model("m", create_model("resnet8"), {"model": "resnet8"}, tmp_path)
+    with pytest.raises(ConfigError, match=r"'m' already exists .*; pass overwrite=True to replace it"):
+        check_new_entry("m", tmp_path)
+    weights = tmp_path / "w.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in create_model("resnet8").state_dict().items()}, str(weights))
+    argv = ["zoo", "add", "m", "--model", "resnet8", "--weights", str(weights), "--zoo", str(tmp_path)]
+    argv += ["--num-classes", "10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pass --overwrite to replace it" in err and "overwrite=" not in err

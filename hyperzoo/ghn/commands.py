@@ -1,4 +1,4 @@
-"""``hyperzoo eval-ghn`` and ``hyperzoo predict``: evaluate a GHN on unseen networks, predict one network's weights.
+"""``hyperzoo eval-ghn``, ``predict`` and ``ghns``: evaluate a GHN, predict one network's weights, list published GHNs.
 
 A command parses its arguments, calls a library function and prints or writes what it returns: the evaluation
 lives in :mod:`hyperzoo.ghn.evaluate`, prediction of a registered model in :mod:`hyperzoo.ghn.predict`, of an ONNX
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hyperzoo.ghn.onnx_predict import onnx_weight_shapes, predict_onnx
     from hyperzoo.ghn.results import PredictionReport
 
-__all__ = ["load_ghn_arg", "onnx_weight_shapes", "parse_indices", "predict_onnx", "register"]
+__all__ = ["add_ghns_parser", "load_ghn_arg", "onnx_weight_shapes", "parse_indices", "predict_onnx", "register"]
 
 _GHN_HELP = (
     "the GHN: a checkpoint file (hyperzoo .safetensors written by save_ghn, a Lightning .ckpt, "
@@ -405,10 +405,46 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_predict, argument_flags=argument_flags(p, **_SKIP_UNKNOWN))
 
 
+# ---------------------------------------------------------------------------------------------- ghns
+def _cmd_ghns(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hyperzoo.ghn.published import is_cached, list_published
+
+    entries = list_published(args.pattern or "*")
+    if not entries:
+        raise DataError(f"no published GHN matches {args.pattern!r}; `hyperzoo ghns` lists them all")
+    table = Table(title="Published GHNs (accuracy: as reported by the paper, predicted parameters, no fine-tuning)")
+    for col in ("name", "status", "size", "dataset", "paper-reported accuracy", "source"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        if e.kind == "shipped":
+            status = "shipped"
+        else:
+            status = "downloadable, cached" if is_cached(e.name) else "downloadable"
+        table.add_row(e.name, status, e.size, e.dataset, e.paper_accuracy, e.source)
+    Console(width=args.width).print(table)
+    print("Load one with hyperzoo.ghn.from_pretrained(NAME) or --ghn NAME; `~` sizes are estimates (float32 weights).")
+    return 0
+
+
+def add_ghns_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Adds ``hyperzoo ghns`` (the published GHNs as a table) to the ``hyperzoo`` parser."""
+    p = subparsers.add_parser(
+        "ghns",
+        help="list the published GHN checkpoints (shipped or downloadable) with their paper-reported accuracy",
+        description="Every GHN name that from_pretrained, --ghn, eval-ghn and predict accept: shipped with "
+        "hyperzoo or downloaded on first use (ppuda from GitHub, GHN-3 from the Hugging Face Hub), verified and "
+        "cached.",
+    )
+    p.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. 'ghn3*'")
+    p.add_argument("--width", type=int, default=None, help="table width in characters (default: the terminal's)")
+    p.set_defaults(func=_cmd_ghns)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hyperzoo eval-ghn``, ``hyperzoo predict`` and ``hyperzoo ghns`` to the ``hyperzoo`` parser."""
-    from hyperzoo.ghn import published
-
     _add_eval(subparsers)
     _add_predict(subparsers)
-    published.register(subparsers)
+    add_ghns_parser(subparsers)
