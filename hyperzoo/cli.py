@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from hyperzoo.cli_flags import flag_message
 from hyperzoo.cli_types import MODEL_FAMILIES, existing_path, positive_int
 from hyperzoo.errors import HyperzooError
 
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hyperzoo`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    args: argparse.Namespace | None = None
     try:
         if argv and argv[0] in LIGHTNING:
             from hyperzoo.lightning.cli import run_lightning_cli
@@ -177,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except HyperzooError as e:
         message = " ".join(str(e).split())  # one line, whatever the message's origin
+        # library messages name Python arguments (batch_size=0); say the command's flags instead (--batch-size 0)
+        message = flag_message(message, getattr(args, "argument_flags", None) or {})
         print(f"hyperzoo: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hyperzoo models | head`

@@ -59,23 +59,23 @@ def run_demo(
                                 baseline_random=True, seed=seed, progress=False, stage=say)[0]  # fmt: skip
     total = time.perf_counter() - start
     print()
-    print(f"  model              {model} adapted to 32x32 ({result['params'] / 1e6:.2f}M parameters, "
-          f"{result['predicted_tensors']}/{result['tensors']} tensors predicted)")  # fmt: skip
-    print(f"  prediction         {1000 * result['predict_s']:.0f} ms in one GHN pass "
-          f"(+{1000 * result['graph_s']:.0f} ms to trace the computation graph)")  # fmt: skip
-    print(f"  test images        {result['num_images']} (CIFAR-10 (JPEG) {'sample' if source == 'sample' else source})")
-    b1, b5, p1, p5 = (100 * result[k] for k in ("baseline_top1", "baseline_top5", "top1", "top5"))
+    print(f"  model              {model} adapted to 32x32 ({result.params / 1e6:.2f}M parameters, "
+          f"{result.predicted_tensors}/{result.tensors} tensors predicted)")  # fmt: skip
+    print(f"  prediction         {1000 * result.predict_s:.0f} ms in one GHN pass "
+          f"(+{1000 * result.graph_s:.0f} ms to trace the computation graph)")  # fmt: skip
+    print(f"  test images        {result.num_images} (CIFAR-10 (JPEG) {'sample' if source == 'sample' else source})")
+    b1, b5, p1, p5 = (100 * (v or 0.0) for v in (result.baseline_top1, result.baseline_top5, result.top1, result.top5))
     print(f"  random init        top-1 {b1:5.1f}%   top-5 {b5:5.1f}%")
     print(f"  GHN-predicted      top-1 {p1:5.1f}%   top-5 {p5:5.1f}%   (no training)")
     print(f"  ({total:.1f} s in all)")
     return {
         "model": model,
-        "params": result["params"],
-        "graph_seconds": result["graph_s"],
-        "predict_seconds": result["predict_s"],
-        "predicted_acc": result["top1"],
-        "predicted_acc5": result["top5"],
-        "random_init_acc": result["baseline_top1"],
-        "random_init_acc5": result["baseline_top5"],
-        "num_images": result["num_images"],
+        "params": result.params,
+        "graph_seconds": result.graph_s,
+        "predict_seconds": result.predict_s,
+        "predicted_acc": result.top1,
+        "predicted_acc5": result.top5,
+        "random_init_acc": result.baseline_top1,
+        "random_init_acc5": result.baseline_top5,
+        "num_images": result.num_images,
     }

@@ -1,39 +1,50 @@
-"""``hyperzoo eval-ghn`` and ``hyperzoo predict``: evaluate a GHN on unseen networks, predict one network's weights.
+"""``hyperzoo eval-ghn``, ``predict`` and ``ghns``: evaluate a GHN, predict one network's weights, list published GHNs.
 
+A command parses its arguments, calls a library function and prints or writes what it returns: the evaluation
+lives in :mod:`hyperzoo.ghn.evaluate`, prediction of a registered model in :mod:`hyperzoo.ghn.predict`, of an ONNX
+file in :mod:`hyperzoo.ghn.onnx_predict`. Library errors name Python arguments (``skip_unknown=True``); each parser
+states which flags feed them (:func:`hyperzoo.cli_flags.argument_flags`), and ``hyperzoo`` prints the flags.
 ``register`` adds both parsers; heavy imports (torch, onnx) stay inside the command functions so that
-``hyperzoo --help`` stays fast. The evaluation itself lives in :mod:`hyperzoo.ghn.evaluate`.
+``hyperzoo --help`` stays fast. ``predict_onnx`` and ``onnx_weight_shapes`` are importable from here as before.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import new_file, positive_int
-from hyperzoo.errors import ConfigError, DataError, HyperzooError
+from hyperzoo.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    import onnx
     import torch
-    from torch import nn
 
+    from hyperzoo.ghn.evaluate import Architecture, EvalImages
     from hyperzoo.ghn.ghn import GHN
+    from hyperzoo.ghn.onnx_predict import onnx_weight_shapes, predict_onnx
+    from hyperzoo.ghn.results import PredictionReport
 
-__all__ = ["load_ghn_arg", "onnx_weight_shapes", "parse_indices", "predict_onnx", "register"]
+__all__ = ["add_ghns_parser", "load_ghn_arg", "onnx_weight_shapes", "parse_indices", "predict_onnx", "register"]
 
 _GHN_HELP = (
     "the GHN: a checkpoint file (hyperzoo .safetensors written by save_ghn, a Lightning .ckpt, "
     "a reference ppuda .pt) or a GHN name that `hyperzoo ghns` lists (ghn2-cifar10, ghn2-cifar10-ppuda, ghn3-xl, ...)"
 )
-_BN_NOTE = (
-    "running statistics of batch norms are not predicted: the written ones are the defaults (mean 0, variance 1); "
-    "evaluate with batch statistics (hyperzoo.ghn.set_bn_batch_stats) or recalibrate them on training data"
-)
+# `--skip-unknown` feeds both names the library uses for it
+_SKIP_UNKNOWN = {"allow_unpredicted": "--skip-unknown", "skip_unknown": "--skip-unknown"}
+_MOVED = {"predict_onnx": "predict_onnx", "onnx_weight_shapes": "onnx_weight_shapes", "_shim_module": "shim_module"}
+
+
+def __getattr__(name: str) -> Any:
+    """``predict_onnx`` and ``onnx_weight_shapes`` moved to :mod:`hyperzoo.ghn.onnx_predict` (imported on use)."""
+    if name in _MOVED:
+        from hyperzoo.ghn import onnx_predict
+
+        return getattr(onnx_predict, _MOVED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _wrap(text: str) -> str:
@@ -95,22 +106,9 @@ def _device_description(device: torch.device) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- eval-ghn
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from hyperzoo.progress import Stages
-
-    say = Stages("hyperzoo eval-ghn")
-    say("loading torch")
-    from hyperzoo.ghn.evaluate import (
-        architectures_from_names,
-        architectures_from_store,
-        evaluate_predicted,
-        format_table,
-        load_eval_data,
-        resolve_device,
-        summarize,
-    )
-
-    if args.json:  # before the evaluation, not after it
+def _check_eval_args(args: argparse.Namespace) -> None:
+    """Refuses flag combinations before anything is loaded (and an existing --json file, before the evaluation)."""
+    if args.json:
         from hyperzoo.io import check_output
 
         check_output(args.json, args.overwrite, "--json")
@@ -118,23 +116,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--archs selects graphs of a --split store; with --models, list the models instead")
     if args.limit_archs is not None and args.limit_archs < 1:
         raise ConfigError(f"--limit-archs must be at least 1, got {args.limit_archs}")
-    device = resolve_device(args.device)
-    say(f"loading the GHN {args.ghn}")
-    ghn = load_ghn_arg(args.ghn, device)
-    # architectures before data: a typo in a name fails before a dataset is unpacked
-    if args.split is not None:
-        split = Path(args.split)
-        if not split.is_file():
-            raise DataError(
-                f"--split {args.split}: no such graph store; give an .h5 file written by `hyperzoo graphs generate` "
-                "(the repository has graphs/val.h5, graphs/test.h5 and graphs/predefined.h5)"
-            )
-        indices = parse_indices(args.archs) if args.archs is not None else None
-        archs = architectures_from_store(split, ghn.num_classes, indices, args.limit_archs)
-    else:
-        archs = architectures_from_names(args.models.split(","), ghn.num_classes, adapt_cifar=True)
-        archs = archs[: args.limit_archs]
-    say(f"loading the test images ({args.data}; the first time, archives are unpacked and cached)")
+
+
+def _eval_architectures(args: argparse.Namespace, num_classes: int) -> list[Architecture]:
+    """The architectures ``--split``/``--archs`` or ``--models`` name, at most ``--limit-archs`` of them."""
+    from hyperzoo.ghn.evaluate import architectures_from_names, architectures_from_store
+
+    if args.split is None:
+        archs = architectures_from_names(args.models.split(","), num_classes, adapt_cifar=True)
+        return archs[: args.limit_archs]
+    if not Path(args.split).is_file():
+        raise DataError(
+            f"--split {args.split}: no such graph store; give an .h5 file written by `hyperzoo graphs generate` "
+            "(the repository has graphs/val.h5, graphs/test.h5 and graphs/predefined.h5)"
+        )
+    indices = parse_indices(args.archs) if args.archs is not None else None
+    return architectures_from_store(Path(args.split), num_classes, indices, args.limit_archs)
+
+
+def _eval_images(args: argparse.Namespace, ghn: GHN) -> EvalImages:
+    """The test images ``--data``/``--dataset`` name, refused when their classes are not the GHN's."""
+    from hyperzoo.ghn.evaluate import load_eval_data
+
     images = load_eval_data(args.data, args.dataset, args.batch_size, args.limit_images, args.seed)
     if images.num_classes != ghn.num_classes:
         raise ConfigError(
@@ -142,50 +145,64 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"({args.dataset}) has {images.num_classes}; evaluate on data with {ghn.num_classes} classes "
             f"(--dataset) or use a GHN trained on {args.dataset}"
         )
+    return images
 
+
+def _eval_header(
+    args: argparse.Namespace, ghn: GHN, images: EvalImages, archs: list[Architecture], device: str
+) -> dict[str, Any]:
+    """What the ``--json`` file records besides the results: the command's settings and the protocol."""
+    return {
+        "ghn": args.ghn,
+        "ghn_config": ghn.config,
+        "data": args.data,
+        "dataset": args.dataset,
+        "data_description": images.description,
+        "split": args.split,
+        "archs": args.archs,
+        "models": None if args.split is not None else [a.name for a in archs],
+        "num_images": images.num_images,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "device": device,
+        "protocol": "predicted parameters, no fine-tuning, batch norms with batch statistics",
+    }
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from hyperzoo.progress import Stages
+
+    say = Stages("hyperzoo eval-ghn")
+    _check_eval_args(args)
+    say("loading torch")
+    from hyperzoo.ghn.evaluate import evaluate_predicted, format_table, resolve_device, summarize, to_json
+
+    device = resolve_device(args.device)
+    say(f"loading the GHN {args.ghn}")
+    ghn = load_ghn_arg(args.ghn, device)
+    archs = _eval_architectures(args, ghn.num_classes)  # before the data: a typo fails before unpacking a dataset
+    say(f"loading the test images ({args.data}; the first time, archives are unpacked and cached)")
+    images = _eval_images(args, ghn)
     results = evaluate_predicted(
-        ghn,
-        archs,
-        images,
-        device=device,
-        baseline_random=args.baseline_random,
-        skip_unknown=args.skip_unknown,
+        ghn, archs, images, device=device, baseline_random=args.baseline_random, skip_unknown=args.skip_unknown,
         seed=args.seed,
         progress=None,  # a bar on a terminal (naming the stage); stage lines in logs with HYPERZOO_PROGRESS=1
         stage=None if sys.stderr.isatty() else say,
-    )
-    summary = summarize(results)
+    )  # fmt: skip
+    described = _device_description(device)
     print(
         f"GHN {args.ghn} on {images.num_images} test images of {images.description} "
         f"(predicted parameters, no training, batch norms with batch statistics, batch {args.batch_size}, "
-        f"{_device_description(device)})"
+        f"{described})"
     )
-    print(format_table(results, summary))
+    print(format_table(results, summarize(results)))
     for row in results:  # only with --skip-unknown: otherwise an unpredicted parameter is an error
-        _report_unpredicted(list(row.get("unpredicted", [])), f"{row['name']}, left at their initial values")
+        _report_unpredicted(list(row.unpredicted), f"{row.name}, left at their initial values")
     if args.json:
-        from hyperzoo.ghn.evaluate import to_json
-
-        header = {
-            "ghn": args.ghn,
-            "ghn_config": ghn.config,
-            "data": args.data,
-            "dataset": args.dataset,
-            "data_description": images.description,
-            "split": args.split,
-            "archs": args.archs,
-            "models": None if args.split is not None else [a.name for a in archs],
-            "num_images": images.num_images,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "device": _device_description(device),
-            "protocol": "predicted parameters, no fine-tuning, batch norms with batch statistics",
-        }
-        out = Path(args.json)
         from hyperzoo.io import write_text_atomic
 
-        write_text_atomic(out, to_json(results, **header))
-        print(f"wrote {out}")
+        write_text_atomic(Path(args.json), to_json(results, **_eval_header(args, ghn, images, archs, described)))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -260,11 +277,12 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
         "role) at their random init, reported by name in the output and the JSON, instead of failing",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the networks' init and of the image order")
-    p.set_defaults(func=_cli_hint(_cmd_eval))
+    p.set_defaults(func=_cmd_eval, argument_flags=argument_flags(p, **_SKIP_UNKNOWN))
 
 
 # ---------------------------------------------------------------------------------------------- predict
-def _cmd_predict(args: argparse.Namespace) -> int:
+def _check_predict_args(args: argparse.Namespace) -> Path:
+    """The ``--out`` path, once MODEL/--onnx and the flags that go with each agree (an existing file refused)."""
     if (args.model is None) == (args.onnx is None):
         raise ConfigError(
             "give either a registered MODEL (`hyperzoo predict resnet18 --ghn ... --out resnet18.safetensors`) "
@@ -286,282 +304,59 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from hyperzoo.io import check_output
 
     check_output(out, args.overwrite, "--out")
+    return out
 
-    from hyperzoo.progress import stage
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    out = _check_predict_args(args)
+    from hyperzoo.progress import Stages, stage
 
     stage("loading torch and the GHN", prefix="hyperzoo predict")
     from hyperzoo.ghn.evaluate import resolve_device
+    from hyperzoo.ghn.predict import BN_NOTE
 
     device = resolve_device(args.device)
     if args.onnx is not None:
+        from hyperzoo.ghn.onnx_predict import predict_onnx
+
         src = Path(args.onnx)
         if not src.is_file():
             raise DataError(f"--onnx {args.onnx}: no such file; give the path of an existing .onnx model")
         ghn = load_ghn_arg(args.ghn, device)
-        info = predict_onnx(ghn, src, out, skip_unknown=args.skip_unknown)
-        _report_prediction(info, src.name, "keep the values the file had")
-        if info["reset_buffers"]:
-            print(f"note: {_BN_NOTE}; the ONNX graph normalizes with them (inference-mode BatchNormalization)")
+        onnx_info = predict_onnx(ghn, src, out, skip_unknown=args.skip_unknown)
+        _report_prediction(onnx_info, src.name, "keep the values the file had")
+        if onnx_info.reset_buffers:
+            print(f"note: {BN_NOTE}; the ONNX graph normalizes with them (inference-mode BatchNormalization)")
         print(f"wrote {out}")
         return 0
 
+    from hyperzoo.ghn.predict import predict_to_file
+
     ghn = load_ghn_arg(args.ghn, device)
-    info = _predict_module(ghn, args, out)
+    info = predict_to_file(
+        ghn, args.model, out, num_classes=args.num_classes, adapt_cifar=args.adapt_cifar, input_size=args.input_size,
+        skip_unknown=args.skip_unknown, ghn_source=str(args.ghn), stage=Stages("hyperzoo predict"),
+    )  # fmt: skip
     _report_prediction(info, args.model, "keep their random initialisation")
-    if info["has_bn"]:
-        print(f"note: {_BN_NOTE}")
+    if info.has_bn:
+        print(f"note: {BN_NOTE}")
     print(f"wrote {out}")
     return 0
 
 
-def _report_prediction(info: dict[str, Any], label: str, unpredicted: str) -> None:
+def _report_prediction(info: PredictionReport, label: str, unpredicted: str) -> None:
     print(
-        f"predicted {info['predicted_tensors']} of {info['tensors']} parameter tensors "
-        f"({info['predicted_params']:,} of {info['params']:,} parameters) of {label} "
-        f"in {1000 * info['predict_s']:.1f} ms (graph {1000 * info['graph_s']:.1f} ms)"
+        f"predicted {info.predicted_tensors} of {info.tensors} parameter tensors "
+        f"({info.predicted_params:,} of {info.params:,} parameters) of {label} "
+        f"in {1000 * info.predict_s:.1f} ms (graph {1000 * info.graph_s:.1f} ms)"
     )
-    _report_unpredicted(info["unpredicted"], unpredicted)
+    _report_unpredicted(list(info.unpredicted), unpredicted)
 
 
 def _report_unpredicted(names: list[str], what: str) -> None:
     if names:
         shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         print(f"not predicted ({what}): {shown}")
-
-
-def _predict_module(ghn: GHN, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import save_file
-
-    from hyperzoo.ghn.evaluate import build_named_model, fill_predicted
-    from hyperzoo.nets import model_family
-    from hyperzoo.progress import Stages
-
-    family = model_family(args.model)  # unknown names fail here, with suggestions
-    num_classes = ghn.num_classes if args.num_classes is None else args.num_classes
-    if num_classes != ghn.num_classes:
-        raise ConfigError(
-            f"--num-classes {num_classes}: --ghn {args.ghn} predicts classifiers for {ghn.num_classes} classes; "
-            f"omit --num-classes, or use a GHN trained on a {num_classes}-class dataset"
-        )
-    if args.input_size is not None and args.input_size <= 0:
-        raise ConfigError(f"--input-size must be a positive image side, got {args.input_size}")
-    adapt = bool(args.adapt_cifar) and family in ("torchvision", "timm")
-    say = Stages("hyperzoo predict")  # large models take a while to build, trace and predict
-    say(f"building {args.model}")
-    model = build_named_model(args.model, num_classes, adapt_cifar=adapt)
-    say(f"tracing the graph of {args.model}")
-    t0 = time.perf_counter()
-    # the GHN's graph rules; a parameter without a node is an error unless --skip-unknown
-    graph = ghn.graph(model, input_size=args.input_size, name=args.model, allow_unpredicted=args.skip_unknown)
-    graph_s = time.perf_counter() - t0
-    model = model.to(ghn.op_embed.weight.device)
-    say(f"predicting {sum(p.numel() for p in model.parameters()):,} parameters")
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        pred = ghn.predict_batch([model], [graph], skip_unknown=args.skip_unknown)[0]
-    if ghn.op_embed.weight.is_cuda:
-        torch.cuda.synchronize()
-    predict_s = time.perf_counter() - t0
-    fill_predicted(model, pred, bn_batch_stats=False)
-    # clones: safetensors refuses tensors that share memory (tied weights)
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    params = dict(model.named_parameters())
-    metadata = {
-        "format": "hyperzoo-predicted",
-        "model": args.model,
-        "ghn": str(args.ghn),
-        "ghn_config": json.dumps(ghn.config),
-        "adapt_cifar": json.dumps(adapt),
-        "num_classes": str(num_classes),
-        "input_size": json.dumps(list(getattr(graph, "input_size", None) or [])),
-        "predicted": str(len(pred)),
-        "unpredicted": json.dumps(sorted(set(params) - set(pred))),
-        "batch_norm": _BN_NOTE,
-    }
-    from hyperzoo.io import atomic_write
-
-    with atomic_write(out) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-    return {
-        "tensors": len(params),
-        "params": sum(p.numel() for p in params.values()),
-        "predicted_tensors": len(pred),
-        "predicted_params": sum(t.numel() for t in pred.values()),
-        "unpredicted": sorted(set(params) - set(pred)),
-        "graph_s": graph_s,
-        "predict_s": predict_s,
-        "has_bn": any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()),
-    }
-
-
-# ---------------------------------------------------------------------------------------------- ONNX
-_BUFFER_DEFAULTS = {"running_mean": 0.0, "running_var": 1.0}
-
-
-def _load_onnx(src: str | Path | onnx.ModelProto) -> onnx.ModelProto:
-    if not isinstance(src, (str, Path)):
-        return src
-    try:
-        import onnx
-    except ImportError as exc:
-        raise HyperzooError("predicting ONNX models needs the onnx package: pip install 'hyperzoo[onnx]'") from exc
-    path = Path(src)
-    if not path.is_file():
-        raise DataError(f"ONNX file {path} not found; give the path of an existing .onnx model")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and others from protobuf
-        raise DataError(f"cannot read {path} as an ONNX model: {type(exc).__name__}: {exc}") from exc
-
-
-def _static_dims(value_info: Any) -> tuple[int, ...] | None:
-    """The shape a graph input declares, or None when it is missing or has symbolic dimensions."""
-    t = value_info.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
-    return None if any(d < 0 for d in dims) else tuple(dims)
-
-
-def onnx_weight_shapes(proto: onnx.ModelProto) -> tuple[dict[str, tuple[int, ...] | None], set[str]]:
-    """Shapes of the weights of an ONNX model (``onnx_parameter_names``), and those that have no initializer.
-
-    A weight's shape comes from its initializer or, for a stripped model, from its graph input's declared type
-    (``None`` when that is not fully static).
-    """
-    from hyperzoo.graphs.onnx import onnx_parameter_names
-
-    inits = {i.name: tuple(int(d) for d in i.dims) for i in proto.graph.initializer}
-    inputs = {i.name: i for i in proto.graph.input}
-    shapes: dict[str, tuple[int, ...] | None] = {}
-    missing: set[str] = set()
-    for name in onnx_parameter_names(proto):
-        if name in inits:
-            shapes[name] = inits[name]
-        else:
-            shapes[name] = _static_dims(inputs[name]) if name in inputs else None
-            missing.add(name)
-    return shapes, missing
-
-
-def _shim_module(shapes: Mapping[str, tuple[int, ...]], norm_modules: set[str]) -> nn.Module:
-    """An ``nn.Module`` whose ``named_parameters()`` have the given names and shapes (on the meta device).
-
-    :meth:`GHN.predict_batch` reads only parameter shapes and, to give a norm node's bias with its weight, whether
-    the module of a norm weight is a normalization layer: the modules named in ``norm_modules`` are therefore
-    (empty) :class:`torch.nn.LayerNorm` instances; the rest are plain modules.
-    """
-    import torch
-    from torch import nn
-
-    class NormPlaceholder(nn.LayerNorm):
-        def __init__(self) -> None:
-            nn.Module.__init__(self)  # no parameters of its own: they are registered below
-
-    root = nn.Module()
-    for name, shape in shapes.items():
-        *path, leaf = name.split(".")
-        module = root
-        for i, part in enumerate(path):
-            child = module._modules.get(part)
-            if child is None:
-                child = NormPlaceholder() if ".".join(path[: i + 1]) in norm_modules else nn.Module()
-                module.add_module(part, child)
-            module = child
-        module.register_parameter(leaf, nn.Parameter(torch.empty(shape, device="meta"), requires_grad=False))
-    return root
-
-
-def predict_onnx(
-    ghn: GHN, src: str | Path | onnx.ModelProto, out: str | Path | None = None, skip_unknown: bool = False
-) -> dict[str, Any]:
-    """Predicts the parameters of an ONNX model with ``ghn`` and writes them into it as initializers.
-
-    The graph comes from :func:`~hyperzoo.graphs.onnx.graph_from_onnx` (the graph of the module the file was
-    exported from), parameter shapes from the file's initializers or, for a stripped model, its graph inputs. Batch
-    norm running statistics are written as defaults (mean 0, variance 1): they belong to other weights, and the
-    GHN does not predict them.
-
-    Args:
-        ghn: the GHN.
-        src: an ``.onnx`` file or ``onnx.ModelProto`` (with or without initializers).
-        out: where to save the model with predicted initializers (optional).
-        skip_unknown: see :meth:`GHN.predict_batch`; unpredicted weights keep the values the file has.
-
-    Returns:
-        ``{"model": ModelProto, "params": {name: tensor}, "tensors", "params", "predicted_tensors",
-        "predicted_params", "unpredicted", "reset_buffers", "graph_s", "predict_s"}``.
-
-    Raises:
-        DataError: a parameter whose shape the file does not declare, or weights that are neither predicted nor
-            present in the file.
-        ConfigError: the model's classifier has another number of classes than the GHN predicts.
-    """
-    import math
-
-    import torch
-
-    from hyperzoo.graphs.onnx import graph_from_onnx, write_onnx_initializers
-
-    proto = _load_onnx(src)
-    t0 = time.perf_counter()
-    graph = graph_from_onnx(proto, s_max=ghn.s_max, name=Path(src).stem if isinstance(src, (str, Path)) else None)
-    graph_s = time.perf_counter() - t0
-    shapes, missing = onnx_weight_shapes(proto)
-    buffers = {n for n in shapes if n.rpartition(".")[2] in _BUFFER_DEFAULTS}
-    undeclared = sorted(n for n, s in shapes.items() if s is None)
-    if undeclared:
-        raise DataError(
-            f"the ONNX model declares no static shape for weights {undeclared[:6]}; re-export it with its "
-            "initializers or with static input shapes"
-        )
-    param_shapes = {n: s for n, s in shapes.items() if n not in buffers and s is not None}
-    names = list(graph.param_names)
-    n = int(graph.num_nodes)
-    if n >= 2 and names[n - 2] in param_shapes and len(param_shapes[names[n - 2]]) >= 2:
-        classes = param_shapes[names[n - 2]][0]
-        if classes != ghn.num_classes:
-            raise ConfigError(
-                f"the ONNX model's classifier ({names[n - 2]}) has {classes} outputs but the GHN predicts "
-                f"classifiers for {ghn.num_classes} classes; export the model with num_classes={ghn.num_classes} "
-                f"or use a GHN trained on a {classes}-class dataset"
-            )
-    norm_modules = {names[v].rpartition(".")[0] for v, op in enumerate(graph.op_names) if op in ("bn", "ln")}
-    shim = _shim_module(param_shapes, norm_modules)
-    device = ghn.op_embed.weight.device
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        pred = ghn.predict_batch([shim], [graph], skip_unknown=skip_unknown)[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    predict_s = time.perf_counter() - t0
-    pred = {k: v.detach().cpu() for k, v in pred.items()}
-    unpredicted = sorted(set(param_shapes) - set(pred))
-    lacking = sorted(set(unpredicted) & missing)
-    if lacking:
-        raise DataError(
-            f"{len(lacking)} weight(s) were not predicted (ops the GHN cannot embed, or parameters without a graph "
-            f"node) and the ONNX file has no values for them: {lacking[:6]}; export the model with its initializers "
-            "so that these keep their values"
-        )
-    values: dict[str, torch.Tensor] = {
-        b: torch.full(shapes[b] or (), _BUFFER_DEFAULTS[b.rpartition(".")[2]]) for b in sorted(buffers)
-    }
-    values.update(pred)
-    model = write_onnx_initializers(proto, values, out=out)
-    return {
-        "model": model,
-        "values": values,
-        "tensors": len(param_shapes),
-        "params": sum(math.prod(s) for s in param_shapes.values()),
-        "predicted_tensors": len(pred),
-        "predicted_params": sum(t.numel() for t in pred.values()),
-        "unpredicted": unpredicted,
-        "reset_buffers": sorted(buffers),
-        "graph_s": graph_s,
-        "predict_s": predict_s,
-    }
 
 
 def _add_predict(subparsers: argparse._SubParsersAction) -> None:
@@ -607,28 +402,49 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
         "role) at their initial values, reported by name, instead of failing",
     )
     p.add_argument("--device", default="cpu", metavar="DEV", help="GHN device: cpu (default), cuda, cuda:N or auto")
-    p.set_defaults(func=_cli_hint(_cmd_predict))
+    p.set_defaults(func=_cmd_predict, argument_flags=argument_flags(p, **_SKIP_UNKNOWN))
 
 
-def _cli_hint(command: Any) -> Any:
-    """Wraps a command so that the GHN's advice to pass ``skip_unknown=True`` names the flag instead."""
+# ---------------------------------------------------------------------------------------------- ghns
+def _cmd_ghns(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
 
-    def run(args: argparse.Namespace) -> int:
-        from hyperzoo.ghn.ghn import UnpredictableLayerError
-        from hyperzoo.graphs.from_module import UnmappedModuleError
+    from hyperzoo.ghn.published import is_cached, list_published
 
-        try:
-            return int(command(args) or 0)
-        except (UnpredictableLayerError, UnmappedModuleError) as exc:
-            raise type(exc)(f"{exc} (on the command line: --skip-unknown)") from exc
+    entries = list_published(args.pattern or "*")
+    if not entries:
+        raise DataError(f"no published GHN matches {args.pattern!r}; `hyperzoo ghns` lists them all")
+    table = Table(title="Published GHNs (accuracy: as reported by the paper, predicted parameters, no fine-tuning)")
+    for col in ("name", "status", "size", "dataset", "paper-reported accuracy", "source"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        if e.kind == "shipped":
+            status = "shipped"
+        else:
+            status = "downloadable, cached" if is_cached(e.name) else "downloadable"
+        table.add_row(e.name, status, e.size, e.dataset, e.paper_accuracy, e.source)
+    Console(width=args.width).print(table)
+    print("Load one with hyperzoo.ghn.from_pretrained(NAME) or --ghn NAME; `~` sizes are estimates (float32 weights).")
+    return 0
 
-    return run
+
+def add_ghns_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Adds ``hyperzoo ghns`` (the published GHNs as a table) to the ``hyperzoo`` parser."""
+    p = subparsers.add_parser(
+        "ghns",
+        help="list the published GHN checkpoints (shipped or downloadable) with their paper-reported accuracy",
+        description="Every GHN name that from_pretrained, --ghn, eval-ghn and predict accept: shipped with "
+        "hyperzoo or downloaded on first use (ppuda from GitHub, GHN-3 from the Hugging Face Hub), verified and "
+        "cached.",
+    )
+    p.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. 'ghn3*'")
+    p.add_argument("--width", type=int, default=None, help="table width in characters (default: the terminal's)")
+    p.set_defaults(func=_cmd_ghns)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hyperzoo eval-ghn``, ``hyperzoo predict`` and ``hyperzoo ghns`` to the ``hyperzoo`` parser."""
-    from hyperzoo.ghn import published
-
     _add_eval(subparsers)
     _add_predict(subparsers)
-    published.register(subparsers)
+    add_ghns_parser(subparsers)

@@ -18,7 +18,7 @@ Example::
 
     ghn = from_pretrained("ghn2-cifar10")
     results = evaluate_predicted(ghn, architectures_from_names(["resnet20", "vgg11_bn"]), "sample")
-    print(summarize(results)["mean_top1"])
+    print(summarize(results).mean_top1)
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError, DataError
+from hyperzoo.ghn.results import ArchResult, EvalSummary
 
 if TYPE_CHECKING:
     from hyperzoo.data.datamodules import ImageDataModule
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
     from hyperzoo.graphs.arch_graph import ArchGraph
 
 __all__ = [
+    "ArchResult",
     "Architecture",
     "EvalImages",
+    "EvalSummary",
     "accuracy",
     "architectures_from_names",
     "architectures_from_store",
@@ -116,7 +119,10 @@ def architectures_from_names(
 
     names = [n.strip() for n in names if n.strip()]
     if not names:
-        raise ConfigError("no model names given; pass e.g. --models resnet20,vgg11_bn (`hyperzoo models` lists them)")
+        raise ConfigError(
+            "names: no model names given; give registered models such as resnet20 and vgg11_bn "
+            "(`hyperzoo models` lists them)"
+        )
     for name in names:
         model_family(name)
     return [
@@ -144,7 +150,7 @@ def architectures_from_store(
     from hyperzoo.nets.deepnets1m import build_network
 
     if limit is not None and limit < 1:
-        raise ConfigError(f"--limit-archs must be at least 1, got {limit}")
+        raise ConfigError(f"limit={limit}: must be at least 1 (or None for every graph)")
     store = GraphStore(path)
     chosen = list(range(len(store))) if indices is None else [int(i) for i in indices]
     bad = [i for i in chosen if not 0 <= i < len(store)]
@@ -213,9 +219,9 @@ class EvalImages:
         split: str = "test",
     ) -> None:
         if batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch_size={batch_size}: must be at least 1")
         if limit is not None and limit < 1:
-            raise ConfigError(f"--limit-images must be at least 1, got {limit}")
+            raise ConfigError(f"limit={limit}: must be at least 1 (or None for every image)")
         dm.prepare_data()
         dm.setup("test")
         prefer = (split, "val") if split == "test" else (split, "test")
@@ -277,9 +283,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"--device {device!r}: give auto, cpu, cuda or cuda:N") from exc
+        raise ConfigError(f"device={device!r}: give 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+        raise ConfigError(f"device={str(device)!r}: CUDA is not available on this machine; use device='cpu' or 'auto'")
     return dev
 
 
@@ -320,9 +326,88 @@ def accuracy(model: nn.Module, images: EvalImages, device: torch.device | str = 
     return correct1 / total, correct5 / total
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _as_images(data: EvalImages | ImageDataModule | str, batch_size: int, limit: int | None, seed: int) -> EvalImages:
+    """``data`` as :class:`EvalImages` (a root goes through :func:`load_eval_data`)."""
+    from hyperzoo.data.datamodules import ImageDataModule
+
+    if isinstance(data, str):
+        return load_eval_data(data, batch_size=batch_size, limit=limit, seed=seed)
+    if isinstance(data, ImageDataModule):
+        return EvalImages(data, batch_size=batch_size, limit=limit, seed=seed)
+    return data
+
+
+def _seeded_build(arch: Architecture, seed: int) -> nn.Module:
+    """``arch``'s network, initialised under ``seed`` without touching the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return arch.build()
+
+
+def _arch_graph(
+    ghn: GHN, arch: Architecture, model: nn.Module, image_size: int, skip_unknown: bool
+) -> tuple[ArchGraph, float]:
+    """``arch``'s stored graph (0 s), or the graph traced with the GHN's rules and the seconds that took."""
+    if arch.graph is not None:
+        return arch.graph, 0.0
+    t0 = time.perf_counter()
+    # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
+    size = getattr(model, "expected_input_size", None) or image_size
+    if ghn.graph_rules == "ghn3":
+        size = None  # the reference GHN-3 traces at its own default size (224, 299 for Inception-v3)
+    graph = ghn.graph(model, input_size=size, name=arch.name, allow_unpredicted=skip_unknown)
+    return graph, time.perf_counter() - t0
+
+
+def _evaluate_one(
+    ghn: GHN,
+    arch: Architecture,
+    images: EvalImages,
+    dev: torch.device,
+    baseline_random: bool,
+    skip_unknown: bool,
+    seed: int,
+    note: Callable[[str], None],
+) -> ArchResult:
+    """Build, trace, (baseline,) predict, fill and evaluate one architecture (see :func:`evaluate_predicted`)."""
+    from hyperzoo.ghn.ghn import set_bn_batch_stats
+    from hyperzoo.ghn.predict import timed_predict
+
+    note("building")
+    model = _seeded_build(arch, seed)
+    if arch.graph is None:
+        note("tracing the graph")
+    graph, graph_s = _arch_graph(ghn, arch, model, images.image_size, skip_unknown)
+    model = model.to(dev).eval()
+    baseline: tuple[float | None, float | None] = (None, None)
+    if baseline_random:
+        note(f"evaluating the random init on {images.num_images} images")
+        baseline = accuracy(set_bn_batch_stats(model), images, dev)
+    note("predicting parameters")
+    pred, predict_s = timed_predict(ghn, model, graph, skip_unknown)
+    fill_predicted(model, pred)
+    note(f"evaluating the predicted network on {images.num_images} images")
+    t0 = time.perf_counter()
+    top1, top5 = accuracy(model, images, dev)
+    eval_s = time.perf_counter() - t0
+    params = dict(model.named_parameters())
+    return ArchResult(
+        name=arch.name,
+        params=sum(p.numel() for p in params.values()),
+        tensors=len(params),
+        predicted_params=sum(t.numel() for t in pred.values()),
+        predicted_tensors=len(pred),
+        unpredicted=tuple(sorted(set(params) - set(pred))),
+        graph_s=graph_s,
+        predict_s=predict_s,
+        top1=top1,
+        top5=top5,
+        eval_s=eval_s,
+        num_images=images.num_images,
+        baseline_top1=baseline[0],
+        baseline_top5=baseline[1],
+        info=dict(arch.info),
+    )
 
 
 def evaluate_predicted(
@@ -337,7 +422,7 @@ def evaluate_predicted(
     seed: int = 0,
     progress: bool | None = None,
     stage: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ArchResult]:
     """Predicts the parameters of each architecture with ``ghn`` and measures its test accuracy, untrained.
 
     For each network: build it (seeded), trace its graph unless one is given, predict all parameters in one GHN
@@ -363,25 +448,16 @@ def evaluate_predicted(
         stage: also called with ``"<architecture>: <stage>"`` at each stage (e.g. :class:`hyperzoo.progress.Stages`).
 
     Returns:
-        One dict per architecture: ``name``, ``params`` (parameter count), ``predicted_tensors``/``tensors``,
-        ``predicted_params``, ``graph_s`` (tracing time, 0 for stored graphs), ``predict_s`` (GHN time), ``top1``,
-        ``top5``, ``eval_s``, ``num_images``, the architecture's ``info`` and, with ``baseline_random``,
-        ``baseline_top1``/``baseline_top5``.
+        One :class:`~hyperzoo.ghn.results.ArchResult` per architecture (``to_json()`` gives the flat row of the
+        JSON files: ``name``, counts, times, ``top1``/``top5``, the architecture's ``info``).
 
     Raises:
         ConfigError: the GHN and the data disagree on the number of classes.
     """
     from tqdm.auto import tqdm
 
-    from hyperzoo.data.datamodules import ImageDataModule
-
     dev = resolve_device(device)
-    if isinstance(data, str):
-        images = load_eval_data(data, batch_size=batch_size, limit=limit, seed=seed)
-    elif isinstance(data, ImageDataModule):
-        images = EvalImages(data, batch_size=batch_size, limit=limit, seed=seed)
-    else:
-        images = data
+    images = _as_images(data, batch_size, limit, seed)
     if images.num_classes != ghn.num_classes:
         raise ConfigError(
             f"the GHN predicts classifiers for {ghn.num_classes} classes but {images.description} has "
@@ -390,7 +466,7 @@ def evaluate_predicted(
         )
     archs = _as_architectures(models)
     ghn = ghn.to(dev).eval()
-    results: list[dict[str, Any]] = []
+    results: list[ArchResult] = []
     bar = tqdm(archs, desc="architectures", unit="arch", disable=None if progress is None else not progress)
     for arch in bar:
 
@@ -399,56 +475,7 @@ def evaluate_predicted(
             if stage is not None:
                 stage(f"{name}: {what}")
 
-        note("building")
-        with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's RNG alone
-            torch.manual_seed(seed)
-            model = arch.build()
-        graph, graph_s = arch.graph, 0.0
-        if graph is None:
-            note("tracing the graph")
-            t0 = time.perf_counter()
-            # traced at the data's image size unless the network declares its own (CIFAR ResNets do not)
-            size = getattr(model, "expected_input_size", None) or images.image_size
-            if ghn.graph_rules == "ghn3":
-                size = None  # the reference GHN-3 traces at its own default size (224, 299 for Inception-v3)
-            graph = ghn.graph(model, input_size=size, name=arch.name, allow_unpredicted=skip_unknown)
-            graph_s = time.perf_counter() - t0
-        model = model.to(dev).eval()
-        row: dict[str, Any] = {"name": arch.name}
-        if baseline_random:
-            from hyperzoo.ghn.ghn import set_bn_batch_stats
-
-            note(f"evaluating the random init on {images.num_images} images")
-            row["baseline_top1"], row["baseline_top5"] = accuracy(set_bn_batch_stats(model), images, dev)
-        note("predicting parameters")
-        _sync(dev)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            pred = ghn.predict_batch([model], [graph], skip_unknown=skip_unknown)[0]
-        _sync(dev)
-        predict_s = time.perf_counter() - t0
-        fill_predicted(model, pred)
-        note(f"evaluating the predicted network on {images.num_images} images")
-        t0 = time.perf_counter()
-        top1, top5 = accuracy(model, images, dev)
-        eval_s = time.perf_counter() - t0
-        params = list(model.parameters())
-        row.update(
-            params=sum(p.numel() for p in params),
-            tensors=len(params),
-            predicted_params=sum(t.numel() for t in pred.values()),
-            predicted_tensors=len(pred),
-            unpredicted=sorted({n for n, _ in model.named_parameters()} - set(pred)),
-            graph_s=graph_s,
-            predict_s=predict_s,
-            top1=top1,
-            top5=top5,
-            eval_s=eval_s,
-            num_images=images.num_images,
-            **arch.info,
-        )
-        results.append(row)
-        del model, pred
+        results.append(_evaluate_one(ghn, arch, images, dev, baseline_random, skip_unknown, seed, note))
     bar.close()
     return results
 
@@ -460,55 +487,67 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
 
 
-def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize(results: Sequence[ArchResult]) -> EvalSummary:
     """Mean and (population) standard deviation over architectures of top-1/top-5, prediction time and size.
 
-    Returns ``{"num_archs", "mean_top1", "std_top1", "mean_top5", "std_top5", "mean_predict_s", "mean_params"}``
-    plus ``mean/std_baseline_top1/top5`` when the results have a random-init baseline.
+    The random-init baseline is summarized when every result has one.
+
+    Raises:
+        ConfigError: no results.
     """
     if not results:
         raise ConfigError("no results to summarize (no architectures were evaluated)")
-    out: dict[str, Any] = {"num_archs": len(results)}
-    keys = ["top1", "top5"] + [k for k in ("baseline_top1", "baseline_top5") if all(k in r for r in results)]
-    for key in keys:
-        out[f"mean_{key}"], out[f"std_{key}"] = _mean_std([float(r[key]) for r in results])
-    out["mean_predict_s"] = _mean_std([float(r["predict_s"]) for r in results])[0]
-    out["mean_params"] = _mean_std([float(r["params"]) for r in results])[0]
-    return out
+    mean_top1, std_top1 = _mean_std([r.top1 for r in results])
+    mean_top5, std_top5 = _mean_std([r.top5 for r in results])
+    baseline: dict[str, float] = {}
+    if all(r.has_baseline for r in results):
+        for key in ("baseline_top1", "baseline_top5"):
+            baseline[f"mean_{key}"], baseline[f"std_{key}"] = _mean_std([float(getattr(r, key)) for r in results])
+    return EvalSummary(
+        num_archs=len(results),
+        mean_top1=mean_top1,
+        std_top1=std_top1,
+        mean_top5=mean_top5,
+        std_top5=std_top5,
+        mean_predict_s=_mean_std([r.predict_s for r in results])[0],
+        mean_params=_mean_std([float(r.params) for r in results])[0],
+        **baseline,
+    )
 
 
-def format_table(results: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | None = None) -> str:
+def format_table(results: Sequence[ArchResult], summary: EvalSummary | None = None) -> str:
     """A plain-text table: architecture, parameters, prediction time, top-1, top-5 (in %), then mean and std rows.
 
     With a random-init baseline in the results, two more columns give its top-1/top-5.
     """
-    baseline = bool(results) and all("baseline_top1" in r for r in results)
-    width = max([len("architecture"), *(len(str(r["name"])) for r in results)])
+    baseline = bool(results) and all(r.has_baseline for r in results)
+    width = max([len("architecture"), *(len(r.name) for r in results)])
     head = f"{'architecture':<{width}}  {'params':>12}  {'predict ms':>10}  {'top-1':>6}  {'top-5':>6}"
     if baseline:
         head += f"  {'rand top-1':>10}  {'rand top-5':>10}"
     lines = [head, "-" * len(head)]
     for r in results:
         line = (
-            f"{r['name']:<{width}}  {r['params']:>12,}  {1000 * r['predict_s']:>10.1f}  "
-            f"{100 * r['top1']:>6.2f}  {100 * r['top5']:>6.2f}"
+            f"{r.name:<{width}}  {r.params:>12,}  {1000 * r.predict_s:>10.1f}  "
+            f"{100 * r.top1:>6.2f}  {100 * r.top5:>6.2f}"
         )
         if baseline:
-            line += f"  {100 * r['baseline_top1']:>10.2f}  {100 * r['baseline_top5']:>10.2f}"
+            line += f"  {100 * (r.baseline_top1 or 0.0):>10.2f}  {100 * (r.baseline_top5 or 0.0):>10.2f}"
         lines.append(line)
     s = summary if summary is not None else summarize(results)
     lines.append("-" * len(head))
     mean = (
-        f"{'mean':<{width}}  {s['mean_params']:>12,.0f}  {1000 * s['mean_predict_s']:>10.1f}  "
-        f"{100 * s['mean_top1']:>6.2f}  {100 * s['mean_top5']:>6.2f}"
+        f"{'mean':<{width}}  {s.mean_params:>12,.0f}  {1000 * s.mean_predict_s:>10.1f}  "
+        f"{100 * s.mean_top1:>6.2f}  {100 * s.mean_top5:>6.2f}"
     )
-    std = f"{'std':<{width}}  {'':>12}  {'':>10}  {100 * s['std_top1']:>6.2f}  {100 * s['std_top5']:>6.2f}"
+    std = f"{'std':<{width}}  {'':>12}  {'':>10}  {100 * s.std_top1:>6.2f}  {100 * s.std_top5:>6.2f}"
     if baseline:
-        mean += f"  {100 * s['mean_baseline_top1']:>10.2f}  {100 * s['mean_baseline_top5']:>10.2f}"
-        std += f"  {100 * s['std_baseline_top1']:>10.2f}  {100 * s['std_baseline_top5']:>10.2f}"
+        mean += f"  {100 * (s.mean_baseline_top1 or 0.0):>10.2f}  {100 * (s.mean_baseline_top5 or 0.0):>10.2f}"
+        std += f"  {100 * (s.std_baseline_top1 or 0.0):>10.2f}  {100 * (s.std_baseline_top5 or 0.0):>10.2f}"
     return "\n".join([*lines, mean, std])
 
 
-def to_json(results: Sequence[Mapping[str, Any]], **header: Any) -> str:
-    """``{**header, "results": [...], **summarize(results)}`` as indented JSON."""
-    return json.dumps({**header, "results": list(results), **summarize(results)}, indent=2, default=str) + "\n"
+def to_json(results: Sequence[ArchResult], **header: Any) -> str:
+    """``{**header, "results": [row.to_json(), ...], **summarize(results).to_json()}`` as indented JSON."""
+    rows = [r.to_json() for r in results]
+    return json.dumps({**header, "results": rows, **summarize(results).to_json()}, indent=2, default=str) + "\n"

@@ -229,7 +229,7 @@ class GHN(nn.Module):
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         return (
             f"this GHN embeds {self.num_ops} op types and cannot predict ops {sorted(ops)} (parameters {shown}); "
-            "pass allow_unpredicted=True (or skip_unknown=True; --skip-unknown) to predict everything else and leave "
+            "pass allow_unpredicted=True (or skip_unknown=True) to predict everything else and leave "
             "these at their current values, "
             f"or use a GHN trained with num_ops={len(PRIMITIVES)}"
         )

@@ -30,7 +30,6 @@ Accuracies in the registry are **the papers' numbers** (``shared/reference/ghn.m
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import http.client
@@ -484,37 +483,8 @@ def load_published(
     return load_reference_ghn3(path, map_location=map_location)
 
 
-# ---------------------------------------------------------------------------------------------- hyperzoo ghns
-def _cmd_ghns(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+def register(subparsers: Any) -> None:
+    """Adds ``hyperzoo ghns`` to the ``hyperzoo`` parser (the command lives in :mod:`hyperzoo.ghn.commands`)."""
+    from hyperzoo.ghn.commands import add_ghns_parser
 
-    entries = list_published(args.pattern or "*")
-    if not entries:
-        raise DataError(f"no published GHN matches {args.pattern!r}; `hyperzoo ghns` lists them all")
-    table = Table(title="Published GHNs (accuracy: as reported by the paper, predicted parameters, no fine-tuning)")
-    for col in ("name", "status", "size", "dataset", "paper-reported accuracy", "source"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        if e.kind == "shipped":
-            status = "shipped"
-        else:
-            status = "downloadable, cached" if is_cached(e.name) else "downloadable"
-        table.add_row(e.name, status, e.size, e.dataset, e.paper_accuracy, e.source)
-    Console(width=args.width).print(table)
-    print("Load one with hyperzoo.ghn.from_pretrained(NAME) or --ghn NAME; `~` sizes are estimates (float32 weights).")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds ``hyperzoo ghns`` to the ``hyperzoo`` parser."""
-    p = subparsers.add_parser(
-        "ghns",
-        help="list the published GHN checkpoints (shipped or downloadable) with their paper-reported accuracy",
-        description="Every GHN name that from_pretrained, --ghn, eval-ghn and predict accept: shipped with "
-        "hyperzoo or downloaded on first use (ppuda from GitHub, GHN-3 from the Hugging Face Hub), verified and "
-        "cached.",
-    )
-    p.add_argument("pattern", nargs="?", help="shell-style pattern, e.g. 'ghn3*'")
-    p.add_argument("--width", type=int, default=None, help="table width in characters (default: the terminal's)")
-    p.set_defaults(func=_cmd_ghns)
+    add_ghns_parser(subparsers)

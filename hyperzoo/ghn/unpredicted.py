@@ -55,12 +55,12 @@ def check_unmapped(graphs: Sequence[Any], allow: bool) -> None:
                 raise UnpredictedParametersError(
                     f"graph {getattr(g, 'name', '')!r} has {len(unmapped)} parameter(s) without a node: "
                     f"{_shown(unmapped)}; the reference GHN-3 predicts no tensor for these and leaves them at their "
-                    "initialisation: pass allow_unpredicted=True (--skip-unknown) to do the same"
+                    "initialisation: pass allow_unpredicted=True to do the same"
                 )
             raise UnpredictedParametersError(
                 f"graph {getattr(g, 'name', '')!r} has {len(unmapped)} parameter(s) without a node, which the GHN "
                 f"cannot predict: {_shown(unmapped)}; map them when building the graph (graph_from_module(..., "
-                "param_ops={'name or pattern': op})) or pass allow_unpredicted=True (--skip-unknown) to leave them "
+                "param_ops={'name or pattern': op})) or pass allow_unpredicted=True to leave them "
                 "at their current values"
             )
 
@@ -114,7 +114,7 @@ def report_unpredicted(
             raise UnpredictedParametersError(
                 f"{label}: the GHN cannot predict {len(miss)} parameter tensor(s): {_shown(miss)} (ops the GHN "
                 "has no embedding for, or parameters without a graph node); pass allow_unpredicted=True "
-                "(--skip-unknown) to leave them at their current values"
+                "to leave them at their current values"
             )
         warnings.warn(
             f"{label}: {len(miss)} parameter tensor(s) left unpredicted at their current values: {_shown(miss)}",

@@ -2,7 +2,9 @@
 
 ``register`` adds a ``graphs`` parser whose actions come from :data:`ACTION_BUILDERS`; another action is one
 more function that adds its parser to the ``actions`` subparsers object and sets ``func``. Heavy imports stay
-inside the command functions so that ``hyperzoo --help`` stays fast.
+inside the command functions so that ``hyperzoo --help`` stays fast. The graphs come from
+:func:`hyperzoo.graphs.load.load_graph`, whose errors name its arguments (``input_size=0``); ``hyperzoo`` prints the
+flags (``--input-size 0``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import new_file, positive_int
-from hyperzoo.errors import ConfigError, DataError
+from hyperzoo.errors import ConfigError
+from hyperzoo.graphs.load import load_graph  # the library function, kept importable from here
 
 if TYPE_CHECKING:
     from hyperzoo.graphs.arch_graph import ArchGraph
@@ -23,50 +27,6 @@ __all__ = ["ACTION_BUILDERS", "GRAPH_ACTIONS", "load_graph", "register"]
 
 # The `graphs` subparsers object once `register` ran (for actions added from elsewhere).
 GRAPH_ACTIONS: argparse._SubParsersAction | None = None
-
-
-def load_graph(
-    spec: str,
-    input_size: int | None = None,
-    adapt_cifar: bool = False,
-    num_classes: int | None = None,
-    s_max: int = 50,
-    strict: bool = True,
-) -> ArchGraph:
-    """The graph of a registered model name or of an ``.onnx`` file.
-
-    ``strict=False`` lists parameters without a role in ``graph.unmapped`` instead of raising (``graphs info``
-    shows them).
-
-    Raises:
-        UnknownNameError: ``spec`` is neither a registered model nor an ``.onnx`` file.
-        DataError: the ``.onnx`` file does not exist.
-        ConfigError: a bad input size.
-    """
-    if input_size is not None and input_size <= 0:
-        raise ConfigError(f"--input-size must be a positive image side, got {input_size}")
-    if spec.lower().endswith(".onnx"):
-        path = Path(spec)
-        if not path.is_file():
-            raise DataError(f"ONNX file {spec} not found; give the path of an existing .onnx file")
-        from hyperzoo.graphs.onnx import graph_from_onnx  # lazy: needs the optional onnx package
-
-        graph = graph_from_onnx(str(path))
-        return graph if s_max >= int(getattr(graph, "s_max", s_max) or s_max) else graph.with_s_max(s_max)
-
-    from hyperzoo.graphs.from_module import graph_from_module
-    from hyperzoo.nets import create_model
-
-    kwargs: dict[str, object] = {}
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    if adapt_cifar:
-        from hyperzoo.nets.factory import model_family
-
-        if model_family(spec) in ("torchvision", "timm"):
-            kwargs["adapt_cifar"] = True  # hyperzoo's CIFAR models are 32x32 networks already
-    model = create_model(spec, **kwargs)
-    return graph_from_module(model, input_size=input_size, s_max=s_max, name=spec, strict=strict)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -150,7 +110,7 @@ def _add_info(actions: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="registered model name (`hyperzoo models`) or an .onnx file")
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help='print {"num_nodes", "nodes", "param_names", "edges"} as JSON')
-    p.set_defaults(func=_cmd_info)
+    p.set_defaults(func=_cmd_info, argument_flags=argument_flags(p))
 
 
 def _add_draw(actions: argparse._SubParsersAction) -> None:
@@ -160,7 +120,7 @@ def _add_draw(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", action="store_true", help="write the op name beside each node")
     p.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
     _add_model_args(p)
-    p.set_defaults(func=_cmd_draw)
+    p.set_defaults(func=_cmd_draw, argument_flags=argument_flags(p))
 
 
 # Each builder adds one action; append a builder to add an action (e.g. `generate`).

@@ -248,14 +248,14 @@ def run_generation(
         ``out``.
     """
     if num < 1 or part_size < 1:
-        raise ConfigError(f"num and part_size must be positive, got {num} and {part_size}")
+        raise ConfigError(f"num={num}, part_size={part_size}: both must be positive")
     out = Path(out)
     parts_dir = out.with_name(out.name + ".parts")
     if out.exists() and not parts_dir.exists():
         store = GraphStore(out)
         if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
             return out  # already complete
-        raise DataError(f"{out} exists (different settings or fewer graphs); delete it or choose another --out")
+        raise DataError(f"{out} exists (different settings or fewer graphs); delete it or write to another path")
     parts_dir.mkdir(parents=True, exist_ok=True)
     parts, done, cursor, seen = _read_parts(parts_dir, meta)
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import DEEPNETS1M_SPLITS, new_file, nonnegative_int, positive_int
 
 __all__ = ["add_generate_action"]
@@ -55,7 +56,7 @@ def add_generate_action(actions: Any) -> None:
     p.add_argument("--max-cells", type=positive_int, default=None, help="cap cells per net (small nets for tests)")
     p.add_argument("--compression", choices=["lzf", "none"], default="lzf", help="final store compression")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_generate)
+    p.set_defaults(func=_cmd_generate, argument_flags=argument_flags(p))
 
 
 def _cmd_generate(args: Any) -> int:
@@ -65,7 +66,9 @@ def _cmd_generate(args: Any) -> int:
     if args.space is not None:
         return _cmd_generate_space(args)
     if args.holdout_set:
-        raise SystemExit("hyperzoo graphs generate: --holdout-set needs --space (a DeepNets-1M split holds out nothing)")
+        raise SystemExit(
+            "hyperzoo graphs generate: --holdout-set needs --space (a DeepNets-1M split holds out nothing)"
+        )
     if args.num is None:
         raise SystemExit("hyperzoo graphs generate: --num is required")
 

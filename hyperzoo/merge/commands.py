@@ -1,18 +1,31 @@
-"""``hyperzoo merge A B``: merge two zoo models (or weight files)."""
+"""``hyperzoo merge A B``: merge two zoo models (or weight files).
+
+The command calls :func:`hyperzoo.merge.run.merge_entries` and prints the merged entry as JSON; library errors
+name its arguments (``labels='different'``, ``overwrite=True``) and ``hyperzoo`` prints the flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import MERGE_METHODS, float_range, nonnegative_float, positive_int
 
 __all__ = ["register"]
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from hyperzoo.merge.run import run_merge
+    from hyperzoo.merge.run import merge_entries
+    from hyperzoo.progress import Stages
 
-    run_merge(args)
+    entry = merge_entries(
+        args.a, args.b, method=args.method, width=args.width, data_root=args.data_root, labels=args.labels,
+        batches=args.batches, batch_size=args.batch_size, ridge=args.ridge, test_limit=args.test_limit,
+        zoo=args.zoo, out=args.out, name=args.name, overwrite=args.overwrite,
+        stage=Stages("hyperzoo merge"),  # one line per stage: matching and evaluation take minutes on CPU
+    )  # fmt: skip
+    print(json.dumps(entry.to_json(), indent=1, default=float))
     return 0
 
 
@@ -44,4 +57,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="merged", help="output directory (a zoo of merged models)")
     p.add_argument("--name", default=None, help="entry name of the merged model (default: derived)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing merged entry of that name")
-    p.set_defaults(func=_cmd_merge)
+    p.set_defaults(func=_cmd_merge, argument_flags=argument_flags(p))

@@ -113,11 +113,11 @@ def get_space(name: str) -> Space:
         try:
             obj = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
-            raise ConfigError(f"--space {name!r}: cannot import {attr!r} from module {module!r} ({e})") from None
+            raise ConfigError(f"space {name!r}: cannot import {attr!r} from module {module!r} ({e})") from None
         if isinstance(obj, Space):
             return obj
         if not callable(obj):
-            raise ConfigError(f"--space {name!r} is not callable; give a function (rng) -> (nn.Module, net_args)")
+            raise ConfigError(f"space {name!r} is not callable; give a function (rng) -> (nn.Module, net_args)")
         if name not in SPACES:
             register_space(name, obj)
     space: Space = SPACES.get(name)

@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import int_at_least, new_file, nonnegative_int, positive_float, positive_int
 from hyperzoo.errors import ConfigError
 
@@ -42,18 +43,18 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         model, data, num_archs=args.num_archs, num_train=min(args.num_train, args.num_archs),
         train_steps=args.train_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, n_boot=args.bootstrap,
     )  # fmt: skip
-    result["checkpoint"] = str(args.checkpoint)
     if args.out:
         from hyperzoo.io import write_text_atomic
 
-        write_text_atomic(Path(args.out), json.dumps(result, indent=1))
+        payload = {**result.to_json(), "checkpoint": str(args.checkpoint)}
+        write_text_atomic(Path(args.out), json.dumps(payload, indent=1))
     if args.plot:
         plot_ranking(result, args.plot)
-    c = result["correlation"]
+    c = result.correlation
     print(
-        f"{result['num_train']} trained of {result['num_archs']} scored: Spearman {c['spearman']:.3f} "
-        f"[{c['spearman_ci'][0]:.3f}, {c['spearman_ci'][1]:.3f}], Kendall {c['kendall']:.3f} "
-        f"[{c['kendall_ci'][0]:.3f}, {c['kendall_ci'][1]:.3f}] ({int(100 * c['ci'])}% bootstrap CI)"
+        f"{result.num_train} trained of {result.num_archs} scored: Spearman {c.spearman:.3f} "
+        f"[{c.spearman_ci[0]:.3f}, {c.spearman_ci[1]:.3f}], Kendall {c.kendall:.3f} "
+        f"[{c.kendall_ci[0]:.3f}, {c.kendall_ci[1]:.3f}] ({int(100 * c.ci)}% bootstrap CI)"
     )
     return 0
 
@@ -111,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=new_file, default=None, help="write the full result (every architecture) as JSON")
     q.add_argument("--plot", type=new_file, default=None, help="write a scatter plot PNG")
     q.add_argument("--overwrite", action="store_true", help="replace existing --out/--plot files")
-    q.set_defaults(func=_cmd_rank)
+    q.set_defaults(func=_cmd_rank, argument_flags=argument_flags(q))
     q = sub.add_parser("sample", help="print random architectures of the default space as JSON lines")
     q.add_argument("--num", type=positive_int, default=1, help="how many architectures (default 1)")
     q.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")

@@ -28,6 +28,7 @@ from torch import Tensor
 from hyperzoo.errors import ConfigError
 from hyperzoo.smash.model import SMASH
 from hyperzoo.smash.network import DerivedNet, SMASHNet
+from hyperzoo.smash.results import RankCorrelation, RankedArch, RankingResult
 from hyperzoo.smash.space import Architecture, SMASHSpace
 
 __all__ = ["evaluate_error", "load_split", "rank_correlation", "run_ranking", "score_architectures", "train_derived"]
@@ -35,13 +36,12 @@ __all__ = ["evaluate_error", "load_split", "rank_correlation", "run_ranking", "s
 
 def rank_correlation(
     x: Sequence[float], y: Sequence[float], n_boot: int = 2000, ci: float = 0.95, seed: int = 0
-) -> dict[str, Any]:
+) -> RankCorrelation:
     """Spearman and Kendall correlation of ``x`` and ``y`` with bootstrap confidence intervals.
 
     Returns:
-        ``{"n", "spearman", "spearman_p", "spearman_ci", "kendall", "kendall_p", "kendall_ci", "n_boot", "ci"}``;
-        intervals are percentile intervals over ``n_boot`` resamples of the pairs (resamples whose values are all
-        tied are skipped).
+        The estimates, their p-values and ``(low, high)`` intervals: percentile intervals over ``n_boot``
+        resamples of the pairs (resamples whose values are all tied are skipped).
 
     Raises:
         ConfigError: fewer than 3 pairs, or lists of different length.
@@ -65,14 +65,14 @@ def rank_correlation(
         taus.append(kendalltau(a[idx], b[idx])[0])
     lo, hi = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
 
-    def interval(v: list[float]) -> list[float]:
+    def interval(v: list[float]) -> tuple[float, float]:
         v = [t for t in v if math.isfinite(t)]
-        return [float(np.percentile(v, lo)), float(np.percentile(v, hi))] if v else [float("nan")] * 2
+        return (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if v else (float("nan"), float("nan"))
 
-    return {
-        "n": len(a), "spearman": float(rho), "spearman_p": float(p_rho), "spearman_ci": interval(rhos),
-        "kendall": float(tau), "kendall_p": float(p_tau), "kendall_ci": interval(taus), "n_boot": n_boot, "ci": ci,
-    }  # fmt: skip
+    return RankCorrelation(
+        n=len(a), spearman=float(rho), spearman_p=float(p_rho), spearman_ci=interval(rhos),
+        kendall=float(tau), kendall_p=float(p_tau), kendall_ci=interval(taus), n_boot=n_boot, ci=ci,
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -187,8 +187,11 @@ def run_ranking(
     seed: int = 0,
     n_boot: int = 2000,
     log: Callable[[str], None] | None = print,
-) -> dict[str, Any]:
+) -> RankingResult:
     """Scores ``num_archs`` random architectures, trains ``num_train`` of them, correlates the two errors.
+
+    Raises:
+        ConfigError: not ``3 <= num_train <= num_archs``.
 
     The trained subset is spread evenly over the SMASH-score ranking (best, worst and evenly spaced in between),
     so the correlation is measured over the whole range of scores.
@@ -220,29 +223,30 @@ def run_ranking(
     xs = [records[i]["smash_error"] for i in picks]
     ys = [records[i]["trained_error"] for i in picks]
     corr = rank_correlation(xs, ys, n_boot=n_boot, seed=seed)  # the caller reports it (one line, formatted)
-    return {
-        "num_archs": num_archs, "num_train": len(picks), "train_steps": train_steps, "batch_size": batch_size,
-        "holdout_images": len(data["val_y"]), "train_images": len(data["train_y"]), "seed": seed,
-        "correlation": corr, "score_seconds": score_s, "train_seconds": train_s, "records": records,
-    }  # fmt: skip
+    return RankingResult(
+        num_archs=num_archs, num_train=len(picks), train_steps=train_steps, batch_size=batch_size,
+        holdout_images=len(data["val_y"]), train_images=len(data["train_y"]), seed=seed,
+        correlation=corr, score_seconds=score_s, train_seconds=train_s,
+        records=tuple(RankedArch(**r) for r in records),
+    )  # fmt: skip
 
 
-def plot_ranking(result: dict[str, Any], path: str) -> None:
+def plot_ranking(result: RankingResult, path: str) -> None:
     """Scatter of SMASH score vs trained error (matplotlib, Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rec = [r for r in result["records"] if r["trained_error"] is not None]
-    c = result["correlation"]
+    rec = [r for r in result.records if r.trained]
+    c = result.correlation
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter([r["smash_error"] for r in rec], [r["trained_error"] for r in rec])
+    ax.scatter([r.smash_error for r in rec], [float(r.trained_error or 0.0) for r in rec])
     ax.set_xlabel("SMASH score (held-out error, generated weights)")
-    ax.set_ylabel(f"held-out error, trained {result['train_steps']} steps")
+    ax.set_ylabel(f"held-out error, trained {result.train_steps} steps")
     ax.set_title(
-        f"rho={c['spearman']:.2f} [{c['spearman_ci'][0]:.2f}, {c['spearman_ci'][1]:.2f}], "
-        f"tau={c['kendall']:.2f} [{c['kendall_ci'][0]:.2f}, {c['kendall_ci'][1]:.2f}]",
+        f"rho={c.spearman:.2f} [{c.spearman_ci[0]:.2f}, {c.spearman_ci[1]:.2f}], "
+        f"tau={c.kendall:.2f} [{c.kendall_ci[0]:.2f}, {c.kendall_ci[1]:.2f}]",
         fontsize=9,
     )
     fig.tight_layout()

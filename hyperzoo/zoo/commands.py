@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import existing_file, positive_int
 
 __all__ = ["register"]
@@ -81,4 +82,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--source", choices=["torchvision", "timm"], default="torchvision")
     q.add_argument("--zoo", default=None, help="zoo directory")
     q.add_argument("--overwrite", action="store_true", help="replace an existing entry of that name")
-    q.set_defaults(func=_cmd_add)
+    q.set_defaults(func=_cmd_add, argument_flags=argument_flags(q))

@@ -75,12 +75,12 @@ def check_new_entry(name: str, root: str | os.PathLike | None = None, overwrite:
     """The weights path of a new entry ``name``; refuses an existing entry unless ``overwrite``.
 
     Raises:
-        ConfigError: the entry exists (the message names it and ``--overwrite``), or a bad name or zoo folder.
+        ConfigError: the entry exists (the message names it and ``overwrite=True``), or a bad name or zoo folder.
     """
     path = entry_path(name, root)
     if not overwrite and (path.exists() or path.with_suffix(".json").exists()):
         raise ConfigError(
-            f"zoo entry {name!r} already exists in {path.parent}; pass --overwrite to replace it, or choose "
+            f"zoo entry {name!r} already exists in {path.parent}; pass overwrite=True to replace it, or choose "
             "another name"
         )
     ensure_parent(path, "zoo")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ from hyperzoo.ghn.evaluate import (  # noqa: E402
     fill_predicted,
     format_table,
     load_eval_data,
+    resolve_device,
     summarize,
     to_json,
 )
@@ -59,18 +61,29 @@ def test_eval_images_are_a_fixed_mixed_subset(images):
 def test_evaluate_names_with_baseline(ghn, images):
     results = evaluate_predicted(ghn, architectures_from_names(["resnet8"]), images, baseline_random=True)
     (row,) = results
-    assert row["name"] == "resnet8" and row["num_images"] == 128
+    assert row.name == "resnet8" and row.num_images == 128
     for key in ("top1", "top5", "baseline_top1", "baseline_top5"):
-        assert 0.0 <= row[key] <= 1.0
-    assert row["top1"] <= row["top5"]
-    assert row["params"] == sum(p.numel() for p in create_model("resnet8").parameters())
-    assert row["predicted_tensors"] == row["tensors"] and row["predict_s"] > 0 and row["graph_s"] > 0
+        assert 0.0 <= getattr(row, key) <= 1.0
+    assert row.top1 <= row.top5
+    assert row.params == sum(p.numel() for p in create_model("resnet8").parameters())
+    assert row.predicted_tensors == row.tensors and row.predict_s > 0 and row.graph_s > 0
     summary = summarize(results)
-    assert summary["num_archs"] == 1 and summary["std_top1"] == 0.0 and summary["mean_top1"] == row["top1"]
+    assert summary.num_archs == 1 and summary.std_top1 == 0.0 and summary.mean_top1 == row.top1
     table = format_table(results, summary)
     assert "resnet8" in table and "\nmean " in table and "\nstd " in table and "rand top-1" in table
     data = json.loads(to_json(results, ghn="tiny"))
     assert data["ghn"] == "tiny" and data["results"][0]["name"] == "resnet8" and "mean_top5" in data
+    # typed results, the same JSON keys as the files written before them
+    assert set(data["results"][0]) == {
+        "name", "baseline_top1", "baseline_top5", "params", "tensors", "predicted_params", "predicted_tensors",
+        "unpredicted", "graph_s", "predict_s", "top1", "top5", "eval_s", "num_images", "model",
+    }  # fmt: skip
+    assert set(data) - {"ghn", "results"} == {
+        "num_archs", "mean_top1", "std_top1", "mean_top5", "std_top5", "mean_predict_s", "mean_params",
+        "mean_baseline_top1", "std_baseline_top1", "mean_baseline_top5", "std_baseline_top5",
+    }  # fmt: skip
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.top1 = 1.0  # type: ignore[misc]
 
 
 def test_evaluate_accepts_modules_and_fills_them(ghn, images):
@@ -79,21 +92,21 @@ def test_evaluate_accepts_modules_and_fills_them(ghn, images):
     pred = ghn.predict_parameters(create_model("resnet8"))
     assert torch.allclose(model.conv1.weight, pred["conv1.weight"])  # filled in place
     assert model.bn1.training and not model.bn1.track_running_stats  # batch statistics, as the reference evaluates
-    assert row["name"] == "mine" and 0.0 <= row["top1"] <= 1.0
+    assert row.name == "mine" and 0.0 <= row.top1 <= 1.0
     # the same network, evaluated by hand, gets the same accuracy
-    assert accuracy(fill_predicted(create_model("resnet8").eval(), pred), images) == (row["top1"], row["top5"])
+    assert accuracy(fill_predicted(create_model("resnet8").eval(), pred), images) == (row.top1, row.top5)
 
 
 def test_evaluate_store_split(ghn, images):
     archs = architectures_from_store(TEST_STORE, indices=[5, 4, 2], limit=2)
     assert [a.info["index"] for a in archs] == [5, 4] and archs[0].graph is not None
     results = evaluate_predicted(ghn, archs, images)
-    assert [r["name"] for r in results] == ["deepnets1m/test/5", "deepnets1m/test/4"]
+    assert [r.name for r in results] == ["deepnets1m/test/5", "deepnets1m/test/4"]
     for r in results:
-        assert r["graph_s"] == 0.0  # the stored graph is reused
-        assert 0.0 <= r["top1"] <= r["top5"] <= 1.0 and r["net_args"]
+        assert r.graph_s == 0.0  # the stored graph is reused
+        assert 0.0 <= r.top1 <= r.top5 <= 1.0 and r.info["net_args"]
     s = summarize(results)
-    assert s["num_archs"] == 2 and s["std_top1"] >= 0.0
+    assert s.num_archs == 2 and s.std_top1 >= 0.0
 
 
 def test_errors(ghn, images):
@@ -108,8 +121,12 @@ def test_errors(ghn, images):
     cifar100 = create_ghn("ghn2", hid=16, max_shape=(16, 16, 3, 3), num_classes=100)
     with pytest.raises(ConfigError, match="100 classes"):
         evaluate_predicted(cifar100, [Architecture("resnet8", lambda: create_model("resnet8"))], images)
-    with pytest.raises(ConfigError, match="limit-images"):
+    with pytest.raises(ConfigError, match=r"limit=0: must be at least 1"):  # the argument, not a flag
         load_eval_data("sample", limit=0)
+    with pytest.raises(ConfigError, match=r"batch_size=0: must be at least 1"):
+        EvalImages(images.dm, batch_size=0)
+    with pytest.raises(ConfigError, match=r"device='gpu7'"):
+        resolve_device("gpu7")
     with pytest.raises(ConfigError, match="no results"):
         summarize([])
 
@@ -136,5 +153,5 @@ def test_skip_unknown(ghn, images):
     model = _LayerScaleNet()
     with pytest.warns(UserWarning, match="unpredicted"):
         (row,) = evaluate_predicted(ghn, {"ls": model}, images, skip_unknown=True)
-    assert row["predicted_tensors"] == row["tensors"] - 1 and 0.0 <= row["top1"] <= 1.0
+    assert row.predicted_tensors == row.tensors - 1 and 0.0 <= row.top1 <= 1.0
     assert torch.all(model.gamma == 0.5)  # left as it was

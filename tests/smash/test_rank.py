@@ -10,10 +10,10 @@ from hyperzoo.smash.rank import rank_correlation, run_ranking, score_architectur
 def test_rank_correlation_perfect_and_reversed():
     x = list(range(10))
     r = rank_correlation(x, [2 * v for v in x], n_boot=200)
-    assert r["spearman"] == pytest.approx(1.0) and r["kendall"] == pytest.approx(1.0)
-    assert r["spearman_ci"][0] == pytest.approx(1.0)
+    assert r.spearman == pytest.approx(1.0) and r.kendall == pytest.approx(1.0)
+    assert r.spearman_ci[0] == pytest.approx(1.0)
     r = rank_correlation(x, [-v for v in x], n_boot=200)
-    assert r["kendall"] == pytest.approx(-1.0)
+    assert r.kendall == pytest.approx(-1.0)
 
 
 def test_rank_correlation_matches_scipy_and_ci_contains_estimate():
@@ -23,11 +23,11 @@ def test_rank_correlation_matches_scipy_and_ci_contains_estimate():
     x = torch.randn(30, generator=g)
     y = x + torch.randn(30, generator=g)
     r = rank_correlation(x.tolist(), y.tolist(), n_boot=500)
-    assert r["spearman"] == pytest.approx(spearmanr(x, y)[0])
-    assert r["kendall"] == pytest.approx(kendalltau(x, y)[0])
-    assert r["spearman_ci"][0] <= r["spearman"] <= r["spearman_ci"][1]
-    assert r["kendall_ci"][0] <= r["kendall"] <= r["kendall_ci"][1]
-    assert r["spearman_ci"][1] - r["spearman_ci"][0] > 0.05
+    assert r.spearman == pytest.approx(spearmanr(x, y)[0])
+    assert r.kendall == pytest.approx(kendalltau(x, y)[0])
+    assert r.spearman_ci[0] <= r.spearman <= r.spearman_ci[1]
+    assert r.kendall_ci[0] <= r.kendall <= r.kendall_ci[1]
+    assert r.spearman_ci[1] - r.spearman_ci[0] > 0.05
 
 
 def test_rank_correlation_errors():
@@ -61,11 +61,11 @@ def test_run_ranking_end_to_end():
     model = SMASH({"max_ops": 2}, hypernet={"width": 8, "growth": 4, "depth": 1})
     result = run_ranking(model, _tiny_data(), num_archs=5, num_train=3, train_steps=2, batch_size=8, n_boot=50,
                          log=None)  # fmt: skip
-    trained = [r for r in result["records"] if r["trained_error"] is not None]
-    assert len(result["records"]) == 5 and len(trained) == 3
-    assert result["correlation"]["n"] == 3
-    scores = sorted(r["smash_error"] for r in result["records"])
-    picked = sorted(r["smash_error"] for r in trained)
+    trained = [r for r in result.records if r.trained]
+    assert len(result.records) == 5 and len(trained) == 3
+    assert result.correlation.n == 3
+    scores = sorted(r.smash_error for r in result.records)
+    picked = sorted(r.smash_error for r in trained)
     assert picked[0] == scores[0] and picked[-1] == scores[-1]  # best and worst are trained
     with pytest.raises(ConfigError):
         run_ranking(model, _tiny_data(), num_archs=5, num_train=6, log=None)
