@@ -152,3 +152,22 @@ def test_an_interrupted_space_generation_resumes_to_the_same_store(tmp_path, mon
     resumed = GraphStore(generate_space("mobilenet", 4, tmp_path / "r.h5", progress=False, part_size=2))
     assert int(resumed.attrs["graphs_per_s_last_run"]) == 0  # nothing left to generate
     assert [resumed.net_args(i) for i in range(4)] == [GraphStore(fresh).net_args(i) for i in range(4)]
+
+
+def test_holdout_set_store_holds_exactly_the_held_out_networks(tmp_path, capsys):
+    from hyperzoo.cli import main
+    from hyperzoo.lightning.ghn_module import build_target
+
+    out = tmp_path / "held.h5"
+    assert main(["graphs", "generate", "--space", "mobilenet", "--holdout-set", "--out", str(out)]) == 0
+    assert "mobilenet_v2" in capsys.readouterr().out
+    store = GraphStore(out)
+    assert [store[i].name for i in range(len(store))] == ["mobilenet_v2"]
+    args = store.net_args(0)
+    assert args["hash"] == holdout_hashes("mobilenet")["mobilenet_v2"] == graph_hash(store[0])
+    net = build_target(args, num_classes=10)  # what GHN validation builds from the store
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in get_space("mobilenet").holdout_module("mobilenet_v2").parameters()
+    )
+    with pytest.raises(SystemExit, match="needs --space"):
+        main(["graphs", "generate", "--split", "train", "--holdout-set", "--out", str(tmp_path / "x.h5")])
