@@ -1,20 +1,32 @@
 """Target networks: CIFAR ResNets, Wide ResNets, every torchvision classifier, one registry."""
 
-from hyperzoo.nets import cifar_resnet, deepnets1m, torchvision_models, wide_resnet  # noqa: F401  (fill the registry)
+from hyperzoo.nets import deepnets1m  # noqa: F401  (hyperzoo.nets.deepnets1m after `import hyperzoo.nets`, as before)
 from hyperzoo.nets.adapt import adapt_to_cifar
 from hyperzoo.nets.cifar_resnet import BasicBlock, CifarResNet
-from hyperzoo.nets.factory import MODELS, create_model, is_model, list_models, model_family, register_model
+from hyperzoo.nets.compute import count_macs, count_params
+from hyperzoo.nets.factory import (
+    MODEL_SOURCES,
+    MODELS,
+    create_model,
+    is_model,
+    list_models,
+    model_family,
+    register_model,
+)
 from hyperzoo.nets.torchvision_models import TORCHVISION_MODELS, load_state_dict_file
 from hyperzoo.nets.wide_resnet import WideBasicBlock, WideResNet
 
 __all__ = [
     "MODELS",
+    "MODEL_SOURCES",
     "TORCHVISION_MODELS",
     "BasicBlock",
     "CifarResNet",
     "WideBasicBlock",
     "WideResNet",
     "adapt_to_cifar",
+    "count_macs",
+    "count_params",
     "create_model",
     "is_model",
     "list_models",
@@ -22,4 +34,3 @@ __all__ = [
     "model_family",
     "register_model",
 ]
-import hyperzoo.layers  # noqa: F401  (registers the LAuReL, GCR and MixtureGrowth model names)

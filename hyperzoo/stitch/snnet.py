@@ -27,8 +27,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.merge.compute import count_macs
 from hyperzoo.merge.lstsq import RidgeSolver
+from hyperzoo.nets.compute import count_macs
 
 __all__ = ["SNNet", "StitchConfig", "StitchingLayer", "init_stitches_ls", "split_blocks"]
 
