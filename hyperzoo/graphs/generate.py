@@ -30,7 +30,7 @@ from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.store import GraphStore, GraphStoreWriter
 
-__all__ = ["generate_split", "strip_for_store"]
+__all__ = ["candidate_blocks", "generate_split", "strip_for_store"]
 
 
 def _block_size(split: str) -> int:
@@ -93,7 +93,7 @@ def strip_for_store(graph: ArchGraph) -> ArchGraph:
     )
 
 
-def _blocks(
+def candidate_blocks(
     split: str,
     seed: int,
     start: int,
@@ -204,7 +204,7 @@ def generate_split(
         out,
         num,
         meta,
-        lambda cursor: _blocks(split, seed, cursor, s_max, max_cells, workers),
+        lambda cursor: candidate_blocks(split, seed, cursor, s_max, max_cells, workers),
         name_prefix=f"deepnets1m/{split}",
         label=split,
         compression=compression,

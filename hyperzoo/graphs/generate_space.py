@@ -164,7 +164,7 @@ def generate_space(
         out,
         num,
         meta,
-        lambda cursor: gen._blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4),
+        lambda cursor: gen.candidate_blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4),
         name_prefix=space,
         label=sp.name,
         compression=compression,
