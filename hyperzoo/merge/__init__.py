@@ -1,4 +1,14 @@
-"""Model merging: permutation specs derived from the computation graph, matching, PLeaS, baselines."""
+"""Model merging: permutation specs derived from the computation graph, matching, PLeaS, baselines.
+
+Owns: permutation specs (:mod:`~hyperzoo.merge.spec`, traced by :mod:`~hyperzoo.merge.trace`), applying them
+(:mod:`~hyperzoo.merge.permute`, which imports ``spec``, never the reverse), weight and activation matching, PLeaS
+with its ridge least-squares solver, the baselines, and the ``hyperzoo merge`` run that stores results in the zoo.
+``count_macs``/``count_params`` live in :mod:`hyperzoo.nets.compute` (re-exported here).
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``),
+``hyperzoo.hypernets`` and ``hyperzoo.zoo`` (merged models are zoo entries).
+"""
 
 from typing import TYPE_CHECKING
 

@@ -1,4 +1,13 @@
-"""Target networks: CIFAR ResNets, Wide ResNets, every torchvision classifier, one registry."""
+"""Target networks: CIFAR ResNets, Wide ResNets, every torchvision classifier, one registry.
+
+Owns: the model registry (:func:`create_model`, :func:`list_models`; :data:`MODEL_SOURCES` names every module that
+registers models, in one place), hyperzoo's CIFAR ResNets and Wide ResNets, torchvision and timm adapters (32x32
+adaptation), the DeepNets-1M space and network, architecture spaces, and the compute of a network
+(:func:`count_macs`, :func:`count_params`).
+
+May import: only the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``,
+``_lazy``, ``_procs``). The lowest layer: every other part of hyperzoo may import it.
+"""
 
 from hyperzoo.nets import deepnets1m  # noqa: F401  (hyperzoo.nets.deepnets1m after `import hyperzoo.nets`, as before)
 from hyperzoo.nets.adapt import adapt_to_cifar
