@@ -482,31 +482,23 @@ def format_table(results: Sequence[Mapping[str, Any]], summary: Mapping[str, Any
 
     With a random-init baseline in the results, two more columns give its top-1/top-5.
     """
+    from hyperzoo.tables import SECTION, text_table
+
     baseline = bool(results) and all("baseline_top1" in r for r in results)
-    width = max([len("architecture"), *(len(str(r["name"])) for r in results)])
-    head = f"{'architecture':<{width}}  {'params':>12}  {'predict ms':>10}  {'top-1':>6}  {'top-5':>6}"
-    if baseline:
-        head += f"  {'rand top-1':>10}  {'rand top-5':>10}"
-    lines = [head, "-" * len(head)]
-    for r in results:
-        line = (
-            f"{r['name']:<{width}}  {r['params']:>12,}  {1000 * r['predict_s']:>10.1f}  "
-            f"{100 * r['top1']:>6.2f}  {100 * r['top5']:>6.2f}"
-        )
-        if baseline:
-            line += f"  {100 * r['baseline_top1']:>10.2f}  {100 * r['baseline_top5']:>10.2f}"
-        lines.append(line)
+    accs = ["top1", "top5"] + (["baseline_top1", "baseline_top5"] if baseline else [])
+    header = ["architecture", "params", "predict ms", "top-1", "top-5"] + (["rand top-1", "rand top-5"] * baseline)
     s = summary if summary is not None else summarize(results)
-    lines.append("-" * len(head))
-    mean = (
-        f"{'mean':<{width}}  {s['mean_params']:>12,.0f}  {1000 * s['mean_predict_s']:>10.1f}  "
-        f"{100 * s['mean_top1']:>6.2f}  {100 * s['mean_top5']:>6.2f}"
-    )
-    std = f"{'std':<{width}}  {'':>12}  {'':>10}  {100 * s['std_top1']:>6.2f}  {100 * s['std_top5']:>6.2f}"
-    if baseline:
-        mean += f"  {100 * s['mean_baseline_top1']:>10.2f}  {100 * s['mean_baseline_top5']:>10.2f}"
-        std += f"  {100 * s['std_baseline_top1']:>10.2f}  {100 * s['std_baseline_top5']:>10.2f}"
-    return "\n".join([*lines, mean, std])
+    rows: list[list[str] | None] = [
+        [str(r["name"]), f"{r['params']:,}", f"{1000 * r['predict_s']:.1f}", *(f"{100 * r[k]:.2f}" for k in accs)]
+        for r in results
+    ]
+    rows += [
+        SECTION,
+        ["mean", f"{s['mean_params']:,.0f}", f"{1000 * s['mean_predict_s']:.1f}"]
+        + [f"{100 * s[f'mean_{k}']:.2f}" for k in accs],
+        ["std", "", ""] + [f"{100 * s[f'std_{k}']:.2f}" for k in accs],
+    ]
+    return text_table(header, rows, align="lrrrrrr")
 
 
 def to_json(results: Sequence[Mapping[str, Any]], **header: Any) -> str:
