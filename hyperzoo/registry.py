@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -57,18 +58,27 @@ class Registry(Generic[F]):
         self.sources = tuple(sources)
         self._entries: dict[str, RegistryEntry[F]] = {}
         self._loaded = not self.sources
+        self._loading = False
+        self._lock = threading.RLock()
 
     def load(self) -> None:
-        """Imports the source modules (a no-op after the first call); every lookup calls it."""
+        """Imports the source modules (a no-op after the first call); every lookup calls it.
+
+        Other threads wait until the sources are imported; a lookup from inside a source module while it is being
+        imported sees the entries registered so far.
+        """
         if self._loaded:
             return
-        self._loaded = True  # set first: the sources register into this registry while they are imported
-        try:
-            for module in self.sources:
-                importlib.import_module(module)
-        except BaseException:
-            self._loaded = False
-            raise
+        with self._lock:
+            if self._loaded or self._loading:
+                return
+            self._loading = True
+            try:
+                for module in self.sources:
+                    importlib.import_module(module)
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def add(self, name: str, fn: F, family: str = "", **meta: Any) -> F:
         """Registers ``fn`` under ``name``; raises ``ValueError`` if the name is taken."""
