@@ -2,6 +2,14 @@
 
 The public API, re-exported from the subpackages. Heavy pieces (Lightning modules, data modules, graphs) are
 imported on first use, so ``import hyperzoo`` stays cheap.
+
+Imports go one way, bottom to top (each subpackage's docstring says what it owns and may import;
+``tests/test_layering.py`` holds the table and checks every import against it):
+
+- base modules: ``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``, ``_procs``
+- ``nets`` (target networks, the model registry, MAC counts); ``graphs`` and ``layers`` on it; ``data``
+- ``hypernets`` (what every hypernetwork shares), then ``ghn`` and ``smash``
+- ``zoo``, then ``merge`` and ``stitch``; ``lightning`` (a LightningModule per method); ``demo``; ``cli`` on top
 """
 
 from __future__ import annotations

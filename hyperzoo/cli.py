@@ -73,12 +73,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
     names = list_models(args.pattern or "*", family=args.family)
     if not names:
         raise HyperzooError(f"no model matches {args.pattern!r}; try `hyperzoo models` to list them all")
+    rows = []
     for name in names:
-        line = f"{name:28s} {model_family(name)}"
+        row = [name, model_family(name)]
         if args.params:
-            n = sum(p.numel() for p in create_model(name).parameters())
-            line += f"  {n / 1e6:9.3f}M params"
-        print(line)
+            row.append(f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.3f}M")
+        rows.append(row)
+    if sys.stdout.isatty():  # a table for people; piped, one "name family [params]" line per model, as before
+        from hyperzoo.tables import text_table
+
+        print(text_table(["model", "family", "params"][: len(rows[0])], rows, align="llr"))
+    else:
+        for row in rows:
+            print(f"{row[0]:28s} {row[1]}" + (f"  {row[2]:>10s} params" if args.params else ""))
     return 0
 
 

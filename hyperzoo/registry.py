@@ -3,13 +3,19 @@
 A :class:`Registry` maps names to factory functions. Names are listed with shell-style patterns
 (``list("resnet*")``), a duplicate registration is an error, and an unknown name raises
 :class:`~hyperzoo.errors.UnknownNameError` with the closest registered names.
+
+A registry may name its *sources*: the modules whose import registers its entries. They are imported on the first
+lookup, so the registry's own package never imports a package above it that adds entries (``hyperzoo.nets`` lists
+``hyperzoo.layers.laurel`` among the sources of its model registry instead of importing it).
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterable
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -43,12 +49,36 @@ class Registry(Generic[F]):
     Args:
         kind: what the registry holds, used in error messages (``"model"``, ``"GHN variant"``).
         list_hint: how a user lists the names, appended to unknown-name errors.
+        sources: modules whose import registers entries; imported (once, in order) on the first lookup.
     """
 
-    def __init__(self, kind: str, list_hint: str = "") -> None:
+    def __init__(self, kind: str, list_hint: str = "", sources: Sequence[str] = ()) -> None:
         self.kind = kind
         self.list_hint = list_hint
+        self.sources = tuple(sources)
         self._entries: dict[str, RegistryEntry[F]] = {}
+        self._loaded = not self.sources
+        self._loading = False
+        self._lock = threading.RLock()
+
+    def load(self) -> None:
+        """Imports the source modules (a no-op after the first call); every lookup calls it.
+
+        Other threads wait until the sources are imported; a lookup from inside a source module while it is being
+        imported sees the entries registered so far.
+        """
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded or self._loading:
+                return
+            self._loading = True
+            try:
+                for module in self.sources:
+                    importlib.import_module(module)
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def add(self, name: str, fn: F, family: str = "", **meta: Any) -> F:
         """Registers ``fn`` under ``name``; raises ``ValueError`` if the name is taken."""
@@ -67,6 +97,7 @@ class Registry(Generic[F]):
 
     def entry(self, name: str) -> RegistryEntry[F]:
         """Returns the entry of ``name`` or raises :class:`UnknownNameError` with suggestions."""
+        self.load()
         try:
             return self._entries[name]
         except KeyError:
@@ -87,6 +118,7 @@ class Registry(Generic[F]):
 
     def closest(self, name: str, n: int = 5) -> list[str]:
         """Registered names closest to ``name`` (by edit similarity, then by shared prefix)."""
+        self.load()
         names = list(self._entries)
         close = difflib.get_close_matches(name.lower(), names, n=n, cutoff=0.6)
         if len(close) < n:
@@ -96,6 +128,7 @@ class Registry(Generic[F]):
 
     def names(self, pattern: str | Iterable[str] = "*", family: str | None = None) -> list[str]:
         """Sorted names matching one shell-style pattern or any of several."""
+        self.load()
         patterns = [pattern] if isinstance(pattern, str) else list(pattern)
         return sorted(
             n
@@ -104,10 +137,12 @@ class Registry(Generic[F]):
         )
 
     def __contains__(self, name: object) -> bool:
+        self.load()
         return name in self._entries
 
     def __len__(self) -> int:
+        self.load()
         return len(self._entries)
 
     def __repr__(self) -> str:
-        return f"Registry({self.kind!r}, {len(self)} entries)"
+        return f"Registry({self.kind!r}, {len(self._entries)} entries)"

@@ -1,4 +1,11 @@
-"""Image data: CIFAR-10/100, ImageFolder trees and archives, ImageNet-style folders; HDF5 uint8 cache."""
+"""Image data: CIFAR-10/100, ImageFolder trees and archives, ImageNet-style folders; HDF5 uint8 cache.
+
+Owns: image sources and their HDF5 cache, the image DataModules, resumable and sharded samplers, and the graph-image
+meta-batches of GHN training.
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``), ``hyperzoo.nets``, ``hyperzoo.graphs``.
+"""
 
 from hyperzoo.data.augment import BatchAugment, crop_flip
 from hyperzoo.data.cache import build_h5_cache, cache_path, decode_image, inspect_h5_cache

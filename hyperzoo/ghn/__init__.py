@@ -2,6 +2,15 @@
 
 GHN-1, GHN-2 (Knyazev et al., NeurIPS 2021; compatible with the reference ppuda checkpoints), the MLP baseline and
 GHN-3 (Knyazev et al., ICML 2023).
+
+Owns: the GHN models (shape encoder, GatedGNN, Graphormer, decoders, normalisation), the GHN variants registry,
+checkpoints (hyperzoo's safetensors + JSON, the reference ppuda and GHN-3 files, the published-checkpoint registry,
+the shipped checkpoints in ``hyperzoo/pretrained/``), evaluation of predicted parameters and the GHN commands. Its
+LightningModule (GHN training) is in :mod:`hyperzoo.lightning.ghn_module`.
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``) and
+``hyperzoo.hypernets`` (what every hypernetwork shares).
 """
 
 from typing import TYPE_CHECKING

@@ -58,6 +58,7 @@ __all__ = [
     "load_eval_data",
     "resolve_device",
     "summarize",
+    "timed_predict",
     "to_json",
 ]
 
@@ -371,7 +372,6 @@ def _evaluate_one(
 ) -> ArchResult:
     """Build, trace, (baseline,) predict, fill and evaluate one architecture (see :func:`evaluate_predicted`)."""
     from hyperzoo.ghn.ghn import set_bn_batch_stats
-    from hyperzoo.ghn.predict import timed_predict
 
     note("building")
     model = _seeded_build(arch, seed)
@@ -480,6 +480,21 @@ def evaluate_predicted(
     return results
 
 
+def timed_predict(
+    ghn: GHN, model: nn.Module, graph: ArchGraph, skip_unknown: bool = False
+) -> tuple[dict[str, Tensor], float]:
+    """One GHN pass over ``model`` (under ``torch.no_grad``) and its wall-clock seconds, CUDA synchronized."""
+    device = ghn.op_embed.weight.device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        pred = ghn.predict_batch([model], [graph], skip_unknown=skip_unknown)[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return pred, time.perf_counter() - t0
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and population standard deviation (0 for one value)."""
     n = len(values)
@@ -520,31 +535,23 @@ def format_table(results: Sequence[ArchResult], summary: EvalSummary | None = No
 
     With a random-init baseline in the results, two more columns give its top-1/top-5.
     """
+    from hyperzoo.tables import SECTION, text_table
+
     baseline = bool(results) and all(r.has_baseline for r in results)
-    width = max([len("architecture"), *(len(r.name) for r in results)])
-    head = f"{'architecture':<{width}}  {'params':>12}  {'predict ms':>10}  {'top-1':>6}  {'top-5':>6}"
-    if baseline:
-        head += f"  {'rand top-1':>10}  {'rand top-5':>10}"
-    lines = [head, "-" * len(head)]
-    for r in results:
-        line = (
-            f"{r.name:<{width}}  {r.params:>12,}  {1000 * r.predict_s:>10.1f}  "
-            f"{100 * r.top1:>6.2f}  {100 * r.top5:>6.2f}"
-        )
-        if baseline:
-            line += f"  {100 * (r.baseline_top1 or 0.0):>10.2f}  {100 * (r.baseline_top5 or 0.0):>10.2f}"
-        lines.append(line)
+    accs = ["top1", "top5"] + (["baseline_top1", "baseline_top5"] if baseline else [])
+    header = ["architecture", "params", "predict ms", "top-1", "top-5"] + (["rand top-1", "rand top-5"] * baseline)
     s = summary if summary is not None else summarize(results)
-    lines.append("-" * len(head))
-    mean = (
-        f"{'mean':<{width}}  {s.mean_params:>12,.0f}  {1000 * s.mean_predict_s:>10.1f}  "
-        f"{100 * s.mean_top1:>6.2f}  {100 * s.mean_top5:>6.2f}"
-    )
-    std = f"{'std':<{width}}  {'':>12}  {'':>10}  {100 * s.std_top1:>6.2f}  {100 * s.std_top5:>6.2f}"
-    if baseline:
-        mean += f"  {100 * (s.mean_baseline_top1 or 0.0):>10.2f}  {100 * (s.mean_baseline_top5 or 0.0):>10.2f}"
-        std += f"  {100 * (s.std_baseline_top1 or 0.0):>10.2f}  {100 * (s.std_baseline_top5 or 0.0):>10.2f}"
-    return "\n".join([*lines, mean, std])
+    rows: list[list[str] | None] = [
+        [r.name, f"{r.params:,}", f"{1000 * r.predict_s:.1f}", *(f"{100 * (getattr(r, k) or 0.0):.2f}" for k in accs)]
+        for r in results
+    ]
+    rows += [
+        SECTION,
+        ["mean", f"{s.mean_params:,.0f}", f"{1000 * s.mean_predict_s:.1f}"]
+        + [f"{100 * (getattr(s, f'mean_{k}') or 0.0):.2f}" for k in accs],
+        ["std", "", ""] + [f"{100 * (getattr(s, f'std_{k}') or 0.0):.2f}" for k in accs],
+    ]
+    return text_table(header, rows, align="lrrrrrr")
 
 
 def to_json(results: Sequence[ArchResult], **header: Any) -> str:

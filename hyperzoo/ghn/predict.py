@@ -1,8 +1,8 @@
 """Predicting all parameters of a registered model with a GHN and saving its state dict as safetensors.
 
-:func:`predict_to_file` is what ``hyperzoo predict MODEL`` runs; :func:`timed_predict` is the timed GHN pass that
-it, :mod:`hyperzoo.ghn.onnx_predict` and :mod:`hyperzoo.ghn.evaluate` share. Errors name the Python arguments
-(``num_classes=...``); the command translates them to its flags.
+:func:`predict_to_file` is what ``hyperzoo predict MODEL`` runs; the timed GHN pass it shares with
+:mod:`hyperzoo.ghn.onnx_predict` is :func:`hyperzoo.ghn.evaluate.timed_predict` (re-exported here). Errors name the
+Python arguments (``num_classes=...``); the command translates them to its flags.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from hyperzoo.errors import ConfigError
+from hyperzoo.ghn.evaluate import timed_predict
 from hyperzoo.ghn.results import ModulePrediction
 
 if TYPE_CHECKING:
     from hyperzoo.ghn.ghn import GHN
-    from hyperzoo.graphs.arch_graph import ArchGraph
 
 __all__ = ["BN_NOTE", "predict_to_file", "timed_predict"]
 
@@ -30,21 +29,6 @@ BN_NOTE = (
     "running statistics of batch norms are not predicted: the written ones are the defaults (mean 0, variance 1); "
     "evaluate with batch statistics (hyperzoo.ghn.set_bn_batch_stats) or recalibrate them on training data"
 )
-
-
-def timed_predict(
-    ghn: GHN, model: nn.Module, graph: ArchGraph, skip_unknown: bool = False
-) -> tuple[dict[str, Tensor], float]:
-    """One GHN pass over ``model`` (under ``torch.no_grad``) and its wall-clock seconds, CUDA synchronized."""
-    device = ghn.op_embed.weight.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        pred = ghn.predict_batch([model], [graph], skip_unknown=skip_unknown)[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return pred, time.perf_counter() - t0
 
 
 def _check_sizes(ghn: GHN, num_classes: int | None, input_size: int | None) -> int:

@@ -62,8 +62,7 @@ __all__ = [
     "list_published",
     "load_published",
     "ppuda_base_url",
-    "register",
-]
+    ]
 
 PPUDA_COMMIT = "4673a42507a9dcd0a5ae04e74599e8c92af689b9"
 PPUDA_DEFAULT_URL = f"https://raw.githubusercontent.com/facebookresearch/ppuda/{PPUDA_COMMIT}/checkpoints"
@@ -481,10 +480,3 @@ def load_published(
     from hyperzoo.ghn.reference_ghn3 import load_reference_ghn3
 
     return load_reference_ghn3(path, map_location=map_location)
-
-
-def register(subparsers: Any) -> None:
-    """Adds ``hyperzoo ghns`` to the ``hyperzoo`` parser (the command lives in :mod:`hyperzoo.ghn.commands`)."""
-    from hyperzoo.ghn.commands import add_ghns_parser
-
-    add_ghns_parser(subparsers)

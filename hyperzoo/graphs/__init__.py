@@ -1,4 +1,11 @@
-"""Computation graphs of neural networks: vocabulary, ``ArchGraph``, nn.Module -> graph, virtual edges."""
+"""Computation graphs of neural networks: vocabulary, ``ArchGraph``, nn.Module -> graph, virtual edges.
+
+Owns: the op vocabulary, :class:`ArchGraph`, tracing an ``nn.Module`` or an ONNX model into a graph (with the GHN-2
+and GHN-3 graph rules), graph stores (HDF5), DeepNets-1M graph files, graph generation and drawing.
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``) and ``hyperzoo.nets``.
+"""
 
 import warnings
 from typing import TYPE_CHECKING

@@ -30,7 +30,7 @@ from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
 from hyperzoo.graphs.store import GraphStore, GraphStoreWriter
 
-__all__ = ["generate_split"]
+__all__ = ["candidate_blocks", "generate_split", "strip_for_store"]
 
 
 def _block_size(split: str) -> int:
@@ -75,12 +75,12 @@ def _make_block(
         except Exception:  # a disconnected or otherwise unbuildable graph rejects the candidate, as in ppuda
             continue
         args = {**args, "num_nodes": int(graph.num_nodes)}
-        out.append((j, args, _strip(graph)))
+        out.append((j, args, strip_for_store(graph)))
     return out
 
 
-def _strip(graph: ArchGraph) -> ArchGraph:
-    # keep only what the store holds: smaller pickles between processes
+def strip_for_store(graph: ArchGraph) -> ArchGraph:
+    """A copy of ``graph`` with only what a graph store holds (smaller pickles between worker processes)."""
     return ArchGraph(
         op=graph.op,
         param_names=list(graph.param_names),
@@ -93,7 +93,7 @@ def _strip(graph: ArchGraph) -> ArchGraph:
     )
 
 
-def _blocks(
+def candidate_blocks(
     split: str,
     seed: int,
     start: int,
@@ -204,7 +204,7 @@ def generate_split(
         out,
         num,
         meta,
-        lambda cursor: _blocks(split, seed, cursor, s_max, max_cells, workers),
+        lambda cursor: candidate_blocks(split, seed, cursor, s_max, max_cells, workers),
         name_prefix=f"deepnets1m/{split}",
         label=split,
         compression=compression,

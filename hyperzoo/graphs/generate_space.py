@@ -108,7 +108,7 @@ def holdout_store(space: str, out: str | Path, s_max: int = DEFAULT_S_MAX, compr
 def _make_block(
     space: str, seed: int, start: int, stop: int, s_max: int, _unused: Any = None
 ) -> list[tuple[int, dict[str, Any], ArchGraph]]:
-    from hyperzoo.graphs.generate import _strip
+    from hyperzoo.graphs.generate import strip_for_store
 
     out = []
     for j in range(start, stop):
@@ -118,7 +118,7 @@ def _make_block(
             raise
         except Exception:  # an unbuildable draw is rejected, as in generate_split
             continue
-        out.append((j, args, _strip(graph)))
+        out.append((j, args, strip_for_store(graph)))
     return out
 
 
@@ -164,7 +164,7 @@ def generate_space(
         out,
         num,
         meta,
-        lambda cursor: gen._blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4),
+        lambda cursor: gen.candidate_blocks(space, seed, cursor, s_max, None, workers, make=_make_block, block=4),
         name_prefix=space,
         label=sp.name,
         compression=compression,

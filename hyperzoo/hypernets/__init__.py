@@ -6,6 +6,12 @@
 - :mod:`~hyperzoo.hypernets.mlp`: :class:`MLPHypernet` and :class:`ChunkedMLPHypernet`.
 - :mod:`~hyperzoo.hypernets.mip`: MIP encoders and :class:`MIPHypernet` (``theta = theta0 + h(E(g))``).
 - :mod:`~hyperzoo.hypernets.ghn_decoder`: the GHN-2 decoder as a conditional hypernet body.
+
+Owns: what every hypernetwork shares; the hypernetwork families (``hyperzoo.ghn``, ``hyperzoo.smash``) build on it,
+never the reverse.
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``) and the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``).
 """
 
 from hyperzoo.hypernets.functional import batched_forward, functional_forward, loop_forward, norm_statistics

@@ -2,8 +2,13 @@
 
 LAuReL residuals, Grassmann class heads (GCR) with their Riemannian optimizer, and MixtureGrowth template layers.
 
-Importing this package (``hyperzoo.nets`` does) registers the model names ``<resnet>_laurel_<variant>``,
-``resnet<d>_extra_block``, ``<net>_gcr<k>`` and ``mgwrn<d>_<w>``.
+Owns: those layers and the model names they add, ``<resnet>_laurel_<variant>``, ``resnet<d>_extra_block``,
+``<net>_gcr<k>`` and ``mgwrn<d>_<w>`` (registered when their module is imported; the model registry imports them on
+its first lookup, see :data:`hyperzoo.nets.factory.MODEL_SOURCES`). Their LightningModules and callbacks are in
+:mod:`hyperzoo.lightning` (``gcr``, ``growth``).
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``) and ``hyperzoo.nets`` (the networks these layers wrap). ``hyperzoo.nets`` does not import this package.
 """
 
 from hyperzoo.layers.grassmann import (

@@ -31,6 +31,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
+from hyperzoo.nets.factory import MODELS, register_model
 
 __all__ = [
     "GrassmannHead",
@@ -317,8 +318,6 @@ class GrassmannOptimizer(torch.optim.Optimizer):
 
 def _gcr_entry(base: str, k: int) -> Callable[..., nn.Module]:
     def entry(gamma: float = 25.0, overlap: bool = True, **kwargs: Any) -> nn.Module:
-        from hyperzoo.nets.factory import MODELS
-
         return replace_head(MODELS.get(base)(**kwargs), k=k, gamma=gamma, overlap=overlap)
 
     entry.__doc__ = (
@@ -329,8 +328,6 @@ def _gcr_entry(base: str, k: int) -> Callable[..., nn.Module]:
 
 
 def _register() -> None:
-    from hyperzoo.nets.factory import register_model
-
     for base in ("resnet8", "resnet20", "resnet32", "resnet56", "wrn16_4", "wrn28_10", "resnet18", "resnet50"):
         for k in (1, 4, 8, 16):
             register_model(f"{base}_gcr{k}", family="gcr", paper="Wang et al. 2023", base=base, k=k)(

@@ -1,4 +1,14 @@
-"""Model merging: permutation specs derived from the computation graph, matching, PLeaS, baselines."""
+"""Model merging: permutation specs derived from the computation graph, matching, PLeaS, baselines.
+
+Owns: permutation specs (:mod:`~hyperzoo.merge.spec`, traced by :mod:`~hyperzoo.merge.trace`), applying them
+(:mod:`~hyperzoo.merge.permute`, which imports ``spec``, never the reverse), weight and activation matching, PLeaS
+with its ridge least-squares solver, the baselines, and the ``hyperzoo merge`` run that stores results in the zoo.
+``count_macs``/``count_params`` live in :mod:`hyperzoo.nets.compute` (re-exported here).
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``),
+``hyperzoo.hypernets`` and ``hyperzoo.zoo`` (merged models are zoo entries).
+"""
 
 from typing import TYPE_CHECKING
 
@@ -6,12 +16,12 @@ from hyperzoo._lazy import lazy_exports
 
 if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.merge` loads no torch
     from hyperzoo.merge.baselines import METHODS, Ensemble, MergeResult, merge_models, reset_bn_stats
-    from hyperzoo.merge.compute import count_macs, count_params
     from hyperzoo.merge.lstsq import RidgeSolver
     from hyperzoo.merge.matching import activation_correlations, activation_matching, solve_assignment, weight_matching
-    from hyperzoo.merge.permute import load_state, permute_state, random_permutations, transform_state
+    from hyperzoo.merge.permute import check_spec, load_state, permute_state, random_permutations, transform_state
     from hyperzoo.merge.pleas import MergePlan, build_merged, partial_plan, refit_least_squares
-    from hyperzoo.merge.spec import AxisTie, Leaf, PermutationSpec, Site, check_spec, derive_spec
+    from hyperzoo.merge.spec import AxisTie, Leaf, PermutationSpec, Site, derive_spec
+    from hyperzoo.nets.compute import count_macs, count_params
 
 __all__ = [
     "METHODS",

@@ -23,11 +23,11 @@ import torch
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.merge.compute import count_macs, count_params
 from hyperzoo.merge.matching import activation_matching, weight_matching
 from hyperzoo.merge.permute import Indices
 from hyperzoo.merge.pleas import MergePlan, build_merged, partial_plan, refit_least_squares
 from hyperzoo.merge.spec import PermutationSpec, derive_spec
+from hyperzoo.nets.compute import count_macs, count_params
 
 __all__ = ["METHODS", "Ensemble", "MergeResult", "merge_models", "reset_bn_stats"]
 

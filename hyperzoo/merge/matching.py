@@ -30,7 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from hyperzoo.errors import DataError
-from hyperzoo.merge.permute import Indices, _gather, axis_index
+from hyperzoo.merge.permute import Indices, axis_index, gather_axis
 from hyperzoo.merge.spec import AxisTie, PermutationSpec
 
 __all__ = ["activation_correlations", "activation_matching", "solve_assignment", "weight_matching"]
@@ -203,7 +203,7 @@ def _permuted(t: Tensor, ties: list[AxisTie], perms: Indices, spec: PermutationS
     """``t`` with every current permutation applied on every tied axis."""
     for tie in ties:
         if any(g in perms for g in tie.segments):
-            t = _gather(t, tie.dim, axis_index(tie, spec, perms))
+            t = gather_axis(t, tie.dim, axis_index(tie, spec, perms))
     return t
 
 

@@ -5,6 +5,8 @@ vector of length ``w`` (the new width) whose entries are source channels ``0..n-
 channel). A permutation is an index of length ``n``; a partial merge uses one index per source model
 (:mod:`hyperzoo.merge.pleas`). "out" axes of merged channels are also scaled (0.5 where both models contribute),
 "in" axes are not, so that ``W_merged = T_A(W_A) + T_B(W_B)`` is the average on fully merged channels.
+:func:`check_spec` tests a spec by applying a random permutation of every group (this module depends on
+:mod:`hyperzoo.merge.spec`, never the reverse).
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.merge.spec import AxisTie, PermutationSpec
+from hyperzoo.merge.spec import AxisTie, PermutationSpec, example_input
 
 __all__ = [
     "axis_index",
     "axis_scale",
+    "check_spec",
+    "gather_axis",
     "load_state",
     "permute_state",
     "random_permutations",
@@ -66,7 +71,8 @@ def axis_scale(tie: AxisTie, spec: PermutationSpec, scale: Indices) -> Tensor:
     return rearrange(seg[None, :, None].expand(tie.outer, -1, tie.inner), "o w i -> (o w i)")
 
 
-def _gather(t: Tensor, dim: int, index: Tensor) -> Tensor:
+def gather_axis(t: Tensor, dim: int, index: Tensor) -> Tensor:
+    """``t`` gathered along ``dim`` by ``index`` (an :func:`axis_index`); entries ``-1`` give zero slices."""
     if bool((index < 0).any()):
         zero = torch.zeros_like(t.narrow(dim, 0, 1))
         t = torch.cat([t, zero], dim)
@@ -86,7 +92,7 @@ def transform_state(
         new = t
         for tie in spec.ties.get(name, []):
             if any(leaf in idx for leaf in tie.segments):
-                new = _gather(new, tie.dim, axis_index(tie, spec, idx))
+                new = gather_axis(new, tie.dim, axis_index(tie, spec, idx))
             if scale is not None and tie.role == "out":
                 s = axis_scale(tie, spec, scale).to(new)
                 shape = [1] * new.ndim
@@ -165,3 +171,24 @@ def load_state(
             shortcut.in_channels = _leaf_widths(spec, in_leaves, widths)
             shortcut.out_channels = _leaf_widths(spec, out_leaves, widths)
     return new
+
+
+def check_spec(
+    model: nn.Module, spec: PermutationSpec, inputs: Tensor | None = None, seed: int = 0
+) -> tuple[float, float]:
+    """Permutes every group of ``model`` randomly and measures how much its outputs move.
+
+    Returns:
+        ``(max |out - out_permuted|, max |out|)`` on ``inputs`` (default:
+        :func:`~hyperzoo.merge.spec.example_input`), eval mode.
+    """
+    x = inputs if inputs is not None else example_input(model, spec.input_shape[-1])
+    perms = random_permutations(spec, torch.Generator().manual_seed(seed))
+    permuted = load_state(model, permute_state(spec, model.state_dict(), perms), spec)
+    model.eval()
+    permuted.eval()
+    with torch.no_grad():
+        a, b = model(x), permuted(x)
+    ta = torch.cat([t.flatten() for t in tree_flatten(a)[0] if isinstance(t, Tensor)])
+    tb = torch.cat([t.flatten() for t in tree_flatten(b)[0] if isinstance(t, Tensor)])
+    return float((ta - tb).abs().max()), float(ta.abs().max())

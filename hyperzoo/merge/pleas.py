@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.merge.lstsq import RidgeSolver
-from hyperzoo.merge.permute import Indices, axis_index, axis_scale, load_state, transform_state
+from hyperzoo.merge.permute import Indices, axis_index, axis_scale, gather_axis, load_state, transform_state
 from hyperzoo.merge.spec import AxisTie, PermutationSpec
 
 __all__ = ["MergePlan", "build_merged", "partial_plan", "refit_least_squares"]
@@ -163,13 +163,11 @@ def _merge_activation(
     x_a: Tensor, x_b: Tensor, dim: int, tie: AxisTie, spec: PermutationSpec, plan: MergePlan
 ) -> Tensor:
     """``M_A x_A + M_B x_B`` along ``dim`` (the channel layout of axis ``tie``)."""
-    from hyperzoo.merge.permute import _gather
-
     scale = axis_scale(tie, spec, plan.scale).to(x_a)
     shape = [1] * x_a.ndim
     shape[dim] = -1
-    ga = _gather(x_a, dim, axis_index(tie, spec, plan.index_a))
-    gb = _gather(x_b, dim, axis_index(tie, spec, plan.index_b))
+    ga = gather_axis(x_a, dim, axis_index(tie, spec, plan.index_a))
+    gb = gather_axis(x_b, dim, axis_index(tie, spec, plan.index_b))
     return (ga + gb) * scale.view(shape)
 
 

@@ -8,8 +8,8 @@ written by hand per architecture. Zero-padding shortcuts and ``cat`` make a stre
 (the permutation is block-diagonal); grouped convolutions and GroupNorm allow permutations only inside their
 groups; the input and output axes never move.
 
-Validity is checked the direct way (:func:`check_spec`): permute every group randomly, run both networks on the
-same input, compare.
+Validity is checked the direct way (:func:`hyperzoo.merge.permute.check_spec`): permute every group randomly, run
+both networks on the same input, compare.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hyperzoo.errors import ConfigError
 from hyperzoo.merge.spaces import Label
 from hyperzoo.merge.trace import Tracer
 
-__all__ = ["AxisTie", "Leaf", "PermutationSpec", "Site", "check_spec", "derive_spec", "example_input"]
+__all__ = ["AxisTie", "Leaf", "PermutationSpec", "Site", "derive_spec", "example_input"]
 
 
 @dataclass(frozen=True)
@@ -213,25 +213,3 @@ def derive_spec(
     shapes = {k: tuple(v.shape) for k, v in state.items() if v.is_floating_point()}
     outputs = tuple(dict.fromkeys(i for lab in out_labels if lab is not None for i in segs(lab)))
     return PermutationSpec(leaves, ties, shapes, sites, channel_modules, tracer.notes, tuple(args[0].shape), outputs)
-
-
-def check_spec(
-    model: nn.Module, spec: PermutationSpec, inputs: Tensor | None = None, seed: int = 0
-) -> tuple[float, float]:
-    """Permutes every group of ``model`` randomly and measures how much its outputs move.
-
-    Returns:
-        ``(max |out - out_permuted|, max |out|)`` on ``inputs`` (default: :func:`example_input`), eval mode.
-    """
-    from hyperzoo.merge.permute import load_state, permute_state, random_permutations
-
-    x = inputs if inputs is not None else example_input(model, spec.input_shape[-1])
-    perms = random_permutations(spec, torch.Generator().manual_seed(seed))
-    permuted = load_state(model, permute_state(spec, model.state_dict(), perms), spec)
-    model.eval()
-    permuted.eval()
-    with torch.no_grad():
-        a, b = model(x), permuted(x)
-    ta = torch.cat([t.flatten() for t in tree_flatten(a)[0] if isinstance(t, Tensor)])
-    tb = torch.cat([t.flatten() for t in tree_flatten(b)[0] if isinstance(t, Tensor)])
-    return float((ta - tb).abs().max()), float(ta.abs().max())

@@ -1,20 +1,41 @@
-"""Target networks: CIFAR ResNets, Wide ResNets, every torchvision classifier, one registry."""
+"""Target networks: CIFAR ResNets, Wide ResNets, every torchvision classifier, one registry.
 
-from hyperzoo.nets import cifar_resnet, deepnets1m, torchvision_models, wide_resnet  # noqa: F401  (fill the registry)
+Owns: the model registry (:func:`create_model`, :func:`list_models`; :data:`MODEL_SOURCES` names every module that
+registers models, in one place), hyperzoo's CIFAR ResNets and Wide ResNets, torchvision and timm adapters (32x32
+adaptation), the DeepNets-1M space and network, architecture spaces, and the compute of a network
+(:func:`count_macs`, :func:`count_params`).
+
+May import: only the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``,
+``_lazy``, ``_procs``). The lowest layer: every other part of hyperzoo may import it.
+"""
+
+from hyperzoo.nets import deepnets1m  # noqa: F401  (hyperzoo.nets.deepnets1m after `import hyperzoo.nets`, as before)
 from hyperzoo.nets.adapt import adapt_to_cifar
 from hyperzoo.nets.cifar_resnet import BasicBlock, CifarResNet
-from hyperzoo.nets.factory import MODELS, create_model, is_model, list_models, model_family, register_model
+from hyperzoo.nets.compute import count_macs, count_params
+from hyperzoo.nets.factory import (
+    MODEL_SOURCES,
+    MODELS,
+    create_model,
+    is_model,
+    list_models,
+    model_family,
+    register_model,
+)
 from hyperzoo.nets.torchvision_models import TORCHVISION_MODELS, load_state_dict_file
 from hyperzoo.nets.wide_resnet import WideBasicBlock, WideResNet
 
 __all__ = [
     "MODELS",
+    "MODEL_SOURCES",
     "TORCHVISION_MODELS",
     "BasicBlock",
     "CifarResNet",
     "WideBasicBlock",
     "WideResNet",
     "adapt_to_cifar",
+    "count_macs",
+    "count_params",
     "create_model",
     "is_model",
     "list_models",
@@ -22,4 +43,3 @@ __all__ = [
     "model_family",
     "register_model",
 ]
-import hyperzoo.layers  # noqa: F401  (registers the LAuReL, GCR and MixtureGrowth model names)

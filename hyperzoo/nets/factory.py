@@ -2,6 +2,11 @@
 
 Every target network a user names by string lives here: hyperzoo's CIFAR ResNets and Wide ResNets, and every
 torchvision classification model (optionally adapted to 32x32 inputs with ``adapt_cifar=True``).
+
+:data:`MODEL_SOURCES` is the one place that says which modules register model names: the registry imports them
+on its first lookup. ``hyperzoo.layers`` builds on ``hyperzoo.nets`` (its LAuReL, GCR and MixtureGrowth variants
+wrap these networks), so ``hyperzoo.nets`` names it here instead of importing it: no import cycle, and every name
+is listed whichever package was imported first. A new family adds its module to this tuple.
 """
 
 from __future__ import annotations
@@ -15,10 +20,21 @@ from hyperzoo.errors import UnknownNameError
 from hyperzoo.nets.timm_models import check_timm_name, create_timm_model, is_timm_name, timm_available
 from hyperzoo.registry import Registry
 
-__all__ = ["MODELS", "create_model", "is_model", "list_models", "model_family", "register_model"]
+__all__ = ["MODELS", "MODEL_SOURCES", "create_model", "is_model", "list_models", "model_family", "register_model"]
+
+#: every module that registers model names (with :func:`register_model`), imported on the first registry lookup
+MODEL_SOURCES: tuple[str, ...] = (
+    "hyperzoo.nets.cifar_resnet",
+    "hyperzoo.nets.wide_resnet",
+    "hyperzoo.nets.torchvision_models",
+    "hyperzoo.nets.deepnets1m.models",
+    "hyperzoo.layers.laurel",
+    "hyperzoo.layers.grassmann",
+    "hyperzoo.layers.mixture_growth",
+)
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry(
-    "model", list_hint="run `hyperzoo models` or hyperzoo.list_models() to see them all"
+    "model", list_hint="run `hyperzoo models` or hyperzoo.list_models() to see them all", sources=MODEL_SOURCES
 )
 
 

@@ -140,12 +140,11 @@ def build_space_network(
         device: build on this device (``"meta"``: structure only).
         light: skip random initialisation.
     """
-    from hyperzoo.nets.deepnets1m import skip_init
-    from hyperzoo.nets.deepnets1m.network import _INIT_LOCK
+    from hyperzoo.nets.deepnets1m.network import skip_init, skip_init_active
 
     space = get_space(str(net_args["space"]))
     with torch.device(device) if device is not None else _null():
-        if light and not _INIT_LOCK.locked():  # inside skip_init already (a sampler during generation): no re-entry
+        if light and not skip_init_active():  # inside skip_init already (a sampler during generation): no re-entry
             with skip_init():
                 return space.rebuild(net_args, num_classes)
         return space.rebuild(net_args, num_classes)

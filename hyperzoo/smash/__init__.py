@@ -1,4 +1,13 @@
-"""SMASH (Brock et al., ICLR 2018): memory-bank space and encoding, hypernet, one-shot network, ranking."""
+"""SMASH (Brock et al., ICLR 2018): memory-bank space and encoding, hypernet, one-shot network, ranking.
+
+Owns: everything SMASH-specific (its architecture space and encoding, hypernet, one-shot network, checkpoints and
+ranking); its LightningModule is in :mod:`hyperzoo.lightning.smash_module`.
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``) and
+``hyperzoo.hypernets``. Not the GHNs (``ghn``): the two hypernetwork families share only what is in
+``hyperzoo.hypernets``.
+"""
 
 from typing import TYPE_CHECKING
 

@@ -27,8 +27,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.merge.compute import count_macs
 from hyperzoo.merge.lstsq import RidgeSolver
+from hyperzoo.nets.compute import count_macs
 
 __all__ = ["SNNet", "StitchConfig", "StitchingLayer", "init_stitches_ls", "split_blocks"]
 
@@ -219,20 +219,12 @@ class SNNet(nn.Module):
         return self.run(x, self.configs[self.active if config is None else config])
 
     def _macs(self, index: int) -> int:
-        cfg = self.configs[index]
         x = torch.zeros(1, 3, self.input_size, self.input_size)
         active, self.active = self.active, index
         try:
-            total = count_macs(self, x)
+            return count_macs(self, x)  # the stitching layer's F.conv2d / F.linear included
         finally:
             self.active = active
-        if not cfg.is_anchor:  # the stitch runs F.conv2d, not a Conv module: count it here
-            assert cfg.cut is not None
-            c, h, w = self.shapes[cfg.front][cfg.cut]
-            layer = self.stitches[cfg.key]
-            assert isinstance(layer, StitchingLayer)
-            total += h * w * c * layer.c_out
-        return total
 
     def describe(self, index: int) -> dict[str, Any]:
         """The configuration as a dict (with its MACs and FLOPs = 2 MACs)."""

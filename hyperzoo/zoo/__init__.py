@@ -1,4 +1,12 @@
-"""A local model zoo: train, store (safetensors + JSON), list and load CIFAR-10 models and local weight files."""
+"""A local model zoo: train, store (safetensors + JSON), list and load CIFAR-10 models and local weight files.
+
+Owns: the zoo's on-disk format (safetensors + JSON card per entry), listing and loading entries, adding external
+weight files, and the recipe that trains a zoo.
+
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
+``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``) and
+``hyperzoo.hypernets``. The methods that use the zoo (merging, stitching, Lightning training) sit above it.
+"""
 
 from typing import TYPE_CHECKING
 

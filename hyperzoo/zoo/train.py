@@ -134,7 +134,7 @@ def _entry_meta(
     module: pl.LightningModule, dm: Any, trainer: pl.Trainer, net: torch.nn.Module, seconds: float, device: str
 ) -> dict[str, Any]:
     """The metadata of a trained zoo entry (what rebuilds it, its recipe and its results)."""
-    from hyperzoo.merge.compute import count_macs, count_params
+    from hyperzoo.nets.compute import count_macs, count_params
 
     hp: Any = module.hparams
     acc = evaluate(net, dm)

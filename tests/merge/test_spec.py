@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.merge.spec import check_spec, derive_spec
+from hyperzoo.merge import check_spec, derive_spec
 from hyperzoo.nets import create_model
 from tests.merge.conftest import randomize
 

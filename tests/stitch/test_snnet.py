@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.merge.compute import count_macs
 from hyperzoo.nets import create_model
+from hyperzoo.nets.compute import count_macs
 from hyperzoo.stitch.snnet import SNNet, StitchingLayer, init_stitches_ls, split_blocks
 from tests.merge.conftest import randomize
 

@@ -5,7 +5,6 @@ Genotypes and their sampler (:mod:`.genotypes`), cell ops (:mod:`.ops`), the cel
 split table with disjoint seeds and duplicate removal (:mod:`.splits`).
 """
 
-from hyperzoo.nets.deepnets1m import models  # noqa: F401  (fill the registry)
 from hyperzoo.nets.deepnets1m.genotypes import (
     DARTS,
     PDARTS,

@@ -38,7 +38,7 @@ from hyperzoo.nets.deepnets1m.ops import (
     norm_layer,
 )
 
-__all__ = ["NET_ARGS_KEYS", "Cell", "Network", "build_network", "skip_init"]
+__all__ = ["NET_ARGS_KEYS", "Cell", "Network", "build_network", "skip_init", "skip_init_active"]
 
 _INIT_LOCK = threading.Lock()
 # Layers whose constructors draw random weights; inside skip_init their reset_parameters does nothing (norm
@@ -69,6 +69,11 @@ def skip_init() -> Iterator[None]:
                     delattr(cls, "reset_parameters")
                 else:
                     setattr(cls, "reset_parameters", fn)  # noqa: B010
+
+
+def skip_init_active() -> bool:
+    """Whether a :func:`skip_init` block is running (it does not nest: check before entering one)."""
+    return _INIT_LOCK.locked()
 
 
 def _no_init(self: nn.Module) -> None:
