@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -325,9 +325,7 @@ class GHN(nn.Module):
         report_unpredicted(models, out, allow, graph_list)
         return out
 
-    def _graphs_of(
-        self, models: list[nn.Module], graphs: Sequence[ArchGraph] | None, allow: bool
-    ) -> list[ArchGraph]:
+    def _graphs_of(self, models: list[nn.Module], graphs: Sequence[ArchGraph] | None, allow: bool) -> list[ArchGraph]:
         """The given graphs (checked against this GHN's graph rules), or the models' graphs built with them."""
         if graphs is None:
             return [self.graph(m, allow_unpredicted=allow) for m in models]
@@ -341,7 +339,7 @@ class GHN(nn.Module):
         return graph_list
 
     def _decoder_jobs(
-        self, graph_list: list[ArchGraph], all_params: list[dict[str, Tensor]]
+        self, graph_list: list[ArchGraph], all_params: Sequence[Mapping[str, Tensor]]
     ) -> dict[Any, list[tuple[int, int, int]]]:
         """``{decoder kind: [(graph, local node, row of the batched node embeddings)]}`` of the nodes to decode.
 
@@ -389,7 +387,7 @@ class GHN(nn.Module):
         per_node: Sequence[Tensor],
         items: list[tuple[int, int, int]],
         graph_list: list[ArchGraph],
-        all_params: list[dict[str, Tensor]],
+        all_params: Sequence[Mapping[str, Tensor]],
         modules: list[dict[str, nn.Module]],
         out: list[dict[str, tuple[Tensor, torch.Size]]],
     ) -> None:

@@ -101,7 +101,9 @@ def norm_statistics(module: nn.Module, mode: NormStats) -> Iterator[nn.Module]:
     """
     _check_mode(mode)
     norms = _batch_norms(module)
-    saved = [(m, m.training, m.running_mean, m.running_var, m.num_batches_tracked, m.track_running_stats) for m in norms]
+    saved = [
+        (m, m.training, m.running_mean, m.running_var, m.num_batches_tracked, m.track_running_stats) for m in norms
+    ]
     try:
         set_norm_statistics(module, mode)
         if mode == "batch":

@@ -89,7 +89,7 @@ def test_install_expand_and_write_hooks():
 
 def test_install_errors_name_the_tensor():
     model = nn.Linear(4, 6)
-    with pytest.raises(ShapeMismatchError, match="'fc.weight' is not a parameter of Linear"):
+    with pytest.raises(ShapeMismatchError, match=r"'fc\.weight' is not a parameter of Linear"):
         install_parameters(model, {"fc.weight": torch.zeros(6, 4)})
     with pytest.raises(ShapeMismatchError, match=r"'bias' has shape \(5,\), the parameter \(6,\)"):
         install_parameters(model, {"bias": torch.zeros(5)})
