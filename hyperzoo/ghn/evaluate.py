@@ -293,16 +293,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def fill_predicted(model: nn.Module, params: Mapping[str, Tensor], bn_batch_stats: bool = True) -> nn.Module:
     """Copies predicted tensors into ``model``'s parameters (values only), then switches batch norms to batch stats.
 
-    This is what ``ghn(model)`` does in eval mode; ``bn_batch_stats=False`` leaves the batch norms as they are
-    (see :func:`~hyperzoo.ghn.set_bn_batch_stats`).
+    This is what ``ghn(model)`` does in eval mode (:func:`~hyperzoo.hypernets.functional.install_parameters`, then
+    :func:`~hyperzoo.hypernets.functional.set_norm_statistics`); ``bn_batch_stats=False`` leaves the batch norms as
+    they are.
     """
-    from hyperzoo.ghn.ghn import set_bn_batch_stats
+    from hyperzoo.hypernets.functional import install_parameters, set_norm_statistics
 
-    own = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in params.items():
-            own[name].copy_(tensor)
-    return set_bn_batch_stats(model) if bn_batch_stats else model
+    install_parameters(model, params)
+    return set_norm_statistics(model, "batch") if bn_batch_stats else model
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -36,8 +36,9 @@ from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
 from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
 from hyperzoo.graphs.arch_graph import ArchGraph
-from hyperzoo.graphs.sharing import first_uses, parameter_slots
+from hyperzoo.graphs.sharing import first_uses
 from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, OP_ID, PRIMITIVES
+from hyperzoo.hypernets.functional import install_parameters, set_norm_statistics
 
 __all__ = ["GHN", "GHN2", "NodeMLP", "UnpredictableLayerError"]
 
@@ -307,21 +308,44 @@ class GHN(nn.Module):
         """
         allow = allow_unpredicted or skip_unknown
         models = list(models)
-        if graphs is None:
-            graph_list = [self.graph(m, allow_unpredicted=allow) for m in models]
-        else:
-            graph_list = list(graphs)
-            if len(graph_list) != len(models):
-                raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
-            from hyperzoo.graphs.rules import check_compatible
-
-            for g in graph_list:
-                check_compatible(g, self.graph_rules)
+        graph_list = self._graphs_of(models, graphs, allow)
         check_unmapped(graph_list, allow)
         x = self.embed_nodes(graph_list, skip_unknown=allow)
-
-        jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)  # kind -> [(graph, local node, row of x)]
         all_params = [dict(m.named_parameters()) for m in models]
+        jobs = self._decoder_jobs(graph_list, all_params)
+        out: list[dict[str, tuple[Tensor, torch.Size]]] = [{} for _ in models]
+        modules = [dict(m.named_modules()) for m in models]
+        for kind, items in jobs.items():
+            pred = self._decode(kind, x[torch.tensor([r for _, _, r in items], device=x.device)])
+            # unbind, not pred[j]: its backward stacks the items' gradients once, where each pred[j]'s backward
+            # would zero-fill and add a gradient of the whole group (quadratic in the group size)
+            self._place(kind, pred.unbind(0), items, graph_list, all_params, modules, out)
+        if not self.training:  # inference: NaN/inf weights must not pass as a prediction (one sync)
+            check_finite_predictions([{k: w for k, (w, _) in p.items()} for p in out], graph_list)
+        report_unpredicted(models, out, allow, graph_list)
+        return out
+
+    def _graphs_of(self, models: list[nn.Module], graphs: Sequence[ArchGraph] | None, allow: bool) -> list[ArchGraph]:
+        """The given graphs (checked against this GHN's graph rules), or the models' graphs built with them."""
+        if graphs is None:
+            return [self.graph(m, allow_unpredicted=allow) for m in models]
+        graph_list = list(graphs)
+        if len(graph_list) != len(models):
+            raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
+        from hyperzoo.graphs.rules import check_compatible
+
+        for g in graph_list:
+            check_compatible(g, self.graph_rules)
+        return graph_list
+
+    def _decoder_jobs(
+        self, graph_list: list[ArchGraph], all_params: Sequence[Mapping[str, Tensor]]
+    ) -> dict[Any, list[tuple[int, int, int]]]:
+        """``{decoder kind: [(graph, local node, row of the batched node embeddings)]}`` of the nodes to decode.
+
+        A node is decoded where it is the first use of its parameter (:func:`first_uses`) and its op is embedded.
+        """
+        jobs: dict[Any, list[tuple[int, int, int]]] = defaultdict(list)
         offset = 0
         for b, (graph, params) in enumerate(zip(graph_list, all_params)):
             n = int(graph.num_nodes)
@@ -344,57 +368,62 @@ class GHN(nn.Module):
                     continue
                 jobs[self._kind(v, n, name, shape)].append((b, v, offset + v))
             offset += n
+        return jobs
 
-        out: list[dict[str, tuple[Tensor, torch.Size]]] = [{} for _ in models]
-        modules = [dict(m.named_modules()) for m in models]
-        for kind, items in jobs.items():
-            xs = x[torch.tensor([r for _, _, r in items], device=x.device)]
-            if kind == "cls_w":
-                pred = self.decoder(xs, class_pred=True)
-            elif kind[0] == "pos":  # GHN-3's ViT positional embedding: one output channel, s x s tokens
-                pred = self.decoder(xs, (kind[1], kind[1]))[:, :1]
+    def _decode(self, kind: Any, xs: Tensor) -> Tensor:
+        """One decoder call for all the node embeddings ``xs`` of one kind (:meth:`_kind`)."""
+        if kind == "cls_w":
+            return self.decoder(xs, class_pred=True)
+        if kind[0] == "pos":  # GHN-3's ViT positional embedding: one output channel, s x s tokens
+            return self.decoder(xs, (kind[1], kind[1]))[:, :1]
+        if kind in ("1d", "cls_b"):
+            pred = self.decoder_1d(xs).view(len(xs), 2, -1)
+            return self.bias_class(torch.relu(pred)) if kind == "cls_b" else pred
+        return self.decoder(xs, kind[1:])
+
+    def _place(
+        self,
+        kind: Any,
+        per_node: Sequence[Tensor],
+        items: list[tuple[int, int, int]],
+        graph_list: list[ArchGraph],
+        all_params: Sequence[Mapping[str, Tensor]],
+        modules: list[dict[str, nn.Module]],
+        out: list[dict[str, tuple[Tensor, torch.Size]]],
+    ) -> None:
+        """Normalizes the decoded blocks of one kind and files them as ``out[graph][name] = (block, shape)``.
+
+        A normalization node also gives its module's bias when the bias has no node of its own.
+        """
+        for j, (b, v, _) in enumerate(items):
+            params, name = all_params[b], graph_list[b].param_names[v]
+            target = params[name].shape
+            if kind[0] == "pos":
+                from hyperzoo.ghn.decoder3 import tile_pos_embedding
+
+                w = tile_pos_embedding(per_node[j], target)
+                out[b][name] = (normalize_parameter(w, True, target) if self.weight_norm else w, target)
             elif kind in ("1d", "cls_b"):
-                pred = self.decoder_1d(xs).view(len(items), 2, -1)
-                if kind == "cls_b":
-                    pred = self.bias_class(torch.relu(pred))
+                is_weight = not name.endswith("bias")
+                out[b][name] = (self._normalize(per_node[j][0 if is_weight else 1], target, is_weight), target)
+                module_name, _, leaf = name.rpartition(".")
+                bias_name = f"{module_name}.bias" if module_name else "bias"
+                if (
+                    is_weight
+                    and leaf == "weight"
+                    and (isinstance(modules[b].get(module_name), _NORM_TYPES) or is_norm_node(graph_list[b], v))
+                    and bias_name in params
+                    and bias_name not in graph_list[b].param_names
+                ):
+                    bias_shape = params[bias_name].shape
+                    out[b][bias_name] = (self._normalize(per_node[j][1], bias_shape, False), bias_shape)
             else:
-                pred = self.decoder(xs, kind[1:])
-            # unbind, not pred[j]: its backward stacks the items' gradients once, where each pred[j]'s backward
-            # would zero-fill and add a gradient of the whole group (quadratic in the group size)
-            per_node = pred.unbind(0)
-            for j, (b, v, _) in enumerate(items):
-                params, name = all_params[b], graph_list[b].param_names[v]
-                target = params[name].shape
-                if kind[0] == "pos":
-                    from hyperzoo.ghn.decoder3 import tile_pos_embedding
-
-                    w = tile_pos_embedding(per_node[j], target)
-                    out[b][name] = (normalize_parameter(w, True, target) if self.weight_norm else w, target)
-                elif kind in ("1d", "cls_b"):
-                    is_weight = not name.endswith("bias")
-                    out[b][name] = (self._normalize(per_node[j][0 if is_weight else 1], target, is_weight), target)
-                    module_name, _, leaf = name.rpartition(".")
-                    bias_name = f"{module_name}.bias" if module_name else "bias"
-                    if (
-                        is_weight
-                        and leaf == "weight"
-                        and (isinstance(modules[b].get(module_name), _NORM_TYPES) or is_norm_node(graph_list[b], v))
-                        and bias_name in params
-                        and bias_name not in graph_list[b].param_names
-                    ):
-                        bias_shape = params[bias_name].shape
-                        out[b][bias_name] = (self._normalize(per_node[j][1], bias_shape, False), bias_shape)
-                else:
-                    w = per_node[j]
-                    if kind == "cls_w":
-                        w = w.reshape(w.shape + (1,) * (len(target) - 2)) if len(target) > 2 else w
-                    elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
-                        w = w[(slice(None), slice(None)) + (0,) * (4 - max(len(target), 2))]
-                    out[b][name] = (self._normalize(w, target, True), target)
-        if not self.training:  # inference: NaN/inf weights must not pass as a prediction (one sync)
-            check_finite_predictions([{k: w for k, (w, _) in p.items()} for p in out], graph_list)
-        report_unpredicted(models, out, allow, graph_list)
-        return out
+                w = per_node[j]
+                if kind == "cls_w":
+                    w = w.reshape(w.shape + (1,) * (len(target) - 2)) if len(target) > 2 else w
+                elif len(target) < 4 and self.decoder_kind == "conv":  # GHN-3's tiling indexes the centre
+                    w = w[(slice(None), slice(None)) + (0,) * (4 - max(len(target), 2))]
+                out[b][name] = (self._normalize(w, target, True), target)
 
     @staticmethod
     def _kind(v: int, n: int, name: str, shape: torch.Size) -> Any:
@@ -444,8 +473,10 @@ class GHN(nn.Module):
         """Sets the parameters of ``model`` (or of each model of a list) to the predicted ones; returns it/them.
 
         In training mode the predicted tensors replace the parameters (gradients flow to the GHN); in eval mode their
-        values are copied into the existing parameters. With ``bn_train`` batch-norm layers use batch statistics, as
-        the reference evaluates, since running statistics are not predicted.
+        values are copied into the existing parameters (a model on the ``meta`` device gets new ones); tied
+        parameters stay tied (:func:`~hyperzoo.hypernets.functional.install_parameters`). With ``bn_train``
+        batch-norm layers use batch statistics, as the reference evaluates, since running statistics are not
+        predicted (:func:`~hyperzoo.hypernets.functional.set_norm_statistics`).
 
         Every parameter is predicted or this raises (:mod:`hyperzoo.ghn.unpredicted`); ``allow_unpredicted=True``
         (or ``skip_unknown=True``) leaves those the GHN cannot predict at their values, with a warning.
@@ -455,26 +486,11 @@ class GHN(nn.Module):
         graphs = None if graph is None else ([graph] if isinstance(graph, ArchGraph) else list(graph))
         preds = self._predict_blocks(models, graphs, skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)
         for net, pred in zip(models, preds):
-            modules = dict(net.named_modules())
-            slots = parameter_slots(net)  # a tied tensor is replaced in every module that holds it
-            for name, (block, shape) in pred.items():
-                module_name, _, leaf = name.rpartition(".")
-                module = modules[module_name]
-                if self.training:
-                    tensor = self._tile(block, shape)
-                    for owner, key in slots.get(id(module._parameters[leaf]), [(module, leaf)]):
-                        owner._parameters[key] = tensor  # type: ignore[assignment]  # non-leaf: keeps the GHN path
-                else:
-                    param = module._parameters[leaf]
-                    with torch.no_grad():
-                        if param is not None and param.device == block.device and param.shape == shape:
-                            self._tile_into(param, block)  # one pass from the small block, no full-size temporary
-                        else:  # a model on the meta device, or another dtype: take the prediction as it is
-                            new = nn.Parameter(self._tile(block, shape).detach().clone(), requires_grad=True)
-                            for owner, key in slots.get(id(param), [(module, leaf)]):
-                                owner._parameters[key] = new
+            blocks = {name: block for name, (block, _) in pred.items()}
+            # training: the tiled tensors themselves (gradients reach the GHN); eval: tiled into the parameters
+            install_parameters(net, blocks, keep_graph=self.training, expand=self._tile, write=self._tile_into)
             if bn_train:
-                set_bn_batch_stats(net)
+                set_norm_statistics(net, "batch")
         return models[0] if single else models
 
 
@@ -505,12 +521,11 @@ def is_norm_node(graph: ArchGraph, v: int) -> bool:
 
 
 def set_bn_batch_stats(model: nn.Module) -> nn.Module:
-    """Makes every batch-norm layer normalize with batch statistics (predicted networks have no running stats)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.track_running_stats = False
-            m.training = True
-    return model
+    """Makes every batch-norm layer normalize with batch statistics (predicted networks have no running stats).
+
+    The batch-statistics switch of :func:`hyperzoo.hypernets.functional.set_norm_statistics`, by its GHN name.
+    """
+    return set_norm_statistics(model, "batch")
 
 
 def _batch_edges(graphs: Sequence[ArchGraph], counts: Sequence[int], s_max: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -20,12 +20,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 if TYPE_CHECKING:
     from hyperzoo.graphs.arch_graph import ArchGraph
 
-__all__ = ["first_uses", "parameter_slots", "tied_use", "tied_uses"]
+__all__ = ["first_uses", "tied_use", "tied_uses"]
 
 
 def tied_use(
@@ -69,17 +67,3 @@ def first_uses(param_names: list[str], has_param: list[bool]) -> list[bool]:
         if has:
             done.add(name)
     return keep
-
-
-def parameter_slots(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
-    """``{id(parameter): [(module, name), ...]}``: every module slot that holds each parameter (tied ones: several).
-
-    Replacing a tied parameter (``ghn(model)`` in training mode) must replace it in every slot, or the model's uses
-    would no longer share one tensor.
-    """
-    slots: dict[int, list[tuple[nn.Module, str]]] = defaultdict(list)
-    for module in model.modules():
-        for key, p in module._parameters.items():
-            if p is not None:
-                slots[id(p)].append((module, key))
-    return dict(slots)

@@ -2,9 +2,9 @@
 
 Every target tensor ``t`` gets a learned embedding ``e_t``; a conditioning vector ``x`` (an encoded hyperparameter,
 a task embedding) is projected and added: ``u_t = e_t + P x``. Each ``u_t`` is decoded by GHN-2's convolutional
-decoder (:class:`hyperzoo.ghn.decoder.ConvDecoder`, the same module the GHN uses) into a ``(o, i, s, s)`` block,
-fitted to the tensor's shape by :func:`hyperzoo.ghn.decoder.tile_to_shape`; 1-D tensors come from a small linear
-head, as in the GHN. All tensors of the same kernel size are decoded in one call for the whole batch.
+decoder (:class:`hyperzoo.hypernets.decoder.ConvDecoder`, the same module the GHN uses) into a ``(o, i, s, s)``
+block, fitted to the tensor's shape by :func:`hyperzoo.hypernets.decoder.tile_to_shape`; 1-D tensors come from a
+small linear head, as in the GHN. All tensors of the same kernel size are decoded in one call for the whole batch.
 
 Output normalization: ``"ghn"`` is GHN-2's operation-dependent normalization (weights ``* sqrt(2 / fan_in)``, norm
 scales ``2 sigmoid(p / 2)``, biases ``tanh(p / 5)``); ``"linear"`` only multiplies by the He std (weights) or
@@ -24,7 +24,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
-from hyperzoo.ghn.decoder import ConvDecoder, tile_to_shape
+from hyperzoo.hypernets.decoder import ConvDecoder, tile_to_shape
 from hyperzoo.hypernets.specs import ParamSpec, ShapeMismatchError
 
 __all__ = ["GHNDecoderHypernet"]

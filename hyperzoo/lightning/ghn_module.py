@@ -21,11 +21,11 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from hyperzoo.ghn.ghn import GHN, set_bn_batch_stats
+from hyperzoo.ghn.ghn import GHN
 from hyperzoo.ghn.variants import create_ghn
 from hyperzoo.graphs.arch_graph import ArchGraph, shape_to_4d
+from hyperzoo.hypernets.functional import functional_forward, prune_parameters, set_norm_statistics
 from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, make_optimizer, step_schedule
 
 __all__ = ["GHNModule", "build_target", "prune_unpredicted", "reshape_graph"]
@@ -56,29 +56,25 @@ def build_target(
     if "space" in net_args:
         from hyperzoo.nets.spaces import build_space_network
 
-        return set_bn_batch_stats(build_space_network(net_args, num_classes, device="meta", light=True))
+        return set_norm_statistics(build_space_network(net_args, num_classes, device="meta", light=True), "batch")
 
     extra: dict[str, Any] = {} if fc_dim is None or "model" in net_args else {"fc_dim": fc_dim}
     net = build_network(net_args, C=width, num_classes=num_classes, device="meta", **extra)
-    return set_bn_batch_stats(net)
+    return set_norm_statistics(net, "batch")
 
 
 def prune_unpredicted(net: nn.Module, params: dict[str, Tensor]) -> nn.Module:
-    """Sets the parameters without a prediction to ``None``.
+    """Sets the parameters without a prediction to ``None`` (:func:`~hyperzoo.hypernets.functional.prune_parameters`).
 
     Modules absent from the graph (e.g. a cell's unused input preprocessing) then count as removed, as the
     reference prunes them (``Network`` skips such ops).
     """
-    modules = dict(net.named_modules())
-    for name, _ in list(net.named_parameters()):
-        if name not in params:
-            module_name, _, leaf = name.rpartition(".")
-            modules[module_name]._parameters[leaf] = None
-    return net
+    return prune_parameters(net, params)
 
 
 def _logits(net: nn.Module, params: dict[str, Tensor], images: Tensor) -> Tensor:
-    out = functional_call(net, params, (images,), strict=False)
+    """The logits of ``net`` with the predicted ``params`` (its batch norms already use batch statistics)."""
+    out = functional_forward(net, params, images, norm_stats=None, check=False)
     return out[0] if isinstance(out, tuple) else out
 
 

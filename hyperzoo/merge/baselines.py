@@ -14,13 +14,15 @@ training batches in train mode, parameters untouched.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.merge.matching import activation_matching, weight_matching
@@ -34,30 +36,25 @@ __all__ = ["METHODS", "Ensemble", "MergeResult", "merge_models", "reset_bn_stats
 METHODS = ("average", "rebasin", "pleas", "pleas_weight")
 
 
-@torch.no_grad()
 def reset_bn_stats(model: nn.Module, batches: Iterable[Any], num_batches: int = 50) -> int:
-    """Re-estimates every BatchNorm's running statistics on ``num_batches`` batches; returns batches used."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
+    """Re-estimates every BatchNorm's running statistics on ``num_batches`` batches; returns batches used.
+
+    :func:`torch.optim.swa_utils.update_bn` on the first ``num_batches`` batches, moved to the model's device (reset,
+    ``momentum=None`` for an exact average, train mode, then momenta and mode restored). Equivalent to the loop it
+    replaced except when a forward raises: then the momenta stay ``None`` and the model in train mode (``update_bn``
+    restores nothing on errors); the merge fails anyway.
+    """
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return 0
-    saved = [(m.momentum, m.training) for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: every batch weighs the same
-    was = model.training
-    model.train()
-    device = next(model.parameters()).device
     used = 0
-    try:
-        for i, batch in enumerate(batches):
-            if i >= num_batches:
-                break
-            model((batch[0] if isinstance(batch, (list, tuple)) else batch).to(device))
+
+    def first_batches() -> Iterator[Any]:
+        nonlocal used
+        for batch in itertools.islice(batches, num_batches):
+            yield batch
             used += 1
-    finally:
-        for m, (momentum, _) in zip(norms, saved, strict=True):
-            m.momentum = momentum
-        model.train(was)
+
+    update_bn(first_batches(), model, device=next(model.parameters()).device)
     return used
 
 
