@@ -108,7 +108,10 @@ def run_fit(
     """
     import lightning.pytorch as pl
 
+    import functools
+
     from hyperzoo.lightning.stitch_module import StitchModule
+    from hyperzoo.lightning.schedule import WarmupCosineLR
     from hyperzoo.merge.run import data_batches, test_data
     from hyperzoo.zoo.train import ClassSubsetCIFAR10
 
@@ -145,7 +148,10 @@ def run_fit(
     epochs = float(train.pop("max_epochs"))
     module = StitchModule(
         snnet,
-        lr=float(train.pop("lr")),
+        optimizer=functools.partial(
+            torch.optim.SGD, lr=float(train.pop("lr")), momentum=0.9, nesterov=True, weight_decay=5e-4
+        ),
+        lr_scheduler=WarmupCosineLR,
         anchor_lr_scale=float(train.pop("anchor_lr_scale")),
         seed=int(train.pop("seed")),
         freeze_bn=bool(train.pop("freeze_bn", True)),

@@ -166,7 +166,10 @@ def train_entry(
     """Trains one zoo entry and stores it (weights, recipe, test accuracy, MACs)."""
     import lightning.pytorch as pl
 
+    import functools
+
     from hyperzoo.lightning.classifier import ImageClassifier
+    from hyperzoo.lightning.schedule import WarmupCosineLR
     from hyperzoo.merge.compute import count_macs, count_params
 
     e = {**DEFAULTS, **entry}
@@ -178,10 +181,10 @@ def train_entry(
         model=e["model"],
         num_classes=dm.num_classes,
         model_kwargs=dict(e["model_kwargs"]),
-        lr=float(e["lr"]),
-        weight_decay=float(e["weight_decay"]),
-        nesterov=True,
-        schedule="cosine",
+        optimizer=functools.partial(
+            torch.optim.SGD, lr=float(e["lr"]), momentum=0.9, nesterov=True, weight_decay=float(e["weight_decay"])
+        ),
+        lr_scheduler=WarmupCosineLR,
     )
     partial = entry_path(e["name"], root).parent / ".partial" / e["name"]
     kwargs = {
