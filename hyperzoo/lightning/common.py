@@ -24,6 +24,10 @@ __all__ = [
 
 # name -> (lowest, highest, lowest allowed?, highest allowed?) of the training arguments modules share
 _RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "lr": (0.0, math.inf, False, False),
+    "momentum": (0.0, 1.0, True, False),
+    "betas": (0.0, 1.0, True, False),
+    "weight_decay": (0.0, math.inf, True, False),
     "anchor_lr_scale": (0.0, math.inf, True, False),
     "label_smoothing": (0.0, 1.0, True, False),
     "predparam_wd": (0.0, math.inf, True, False),
@@ -71,8 +75,10 @@ def set_optimizer_args(
     default_optimizer: Callable[[Iterable[Any]], torch.optim.Optimizer],
     owner: str = "model",
 ) -> None:
-    """Keeps a module's ``optimizer`` and ``lr_scheduler`` callables (LightningCLI's ``OptimizerCallable`` and
-    ``LRSchedulerCallable``) after checking that they build, and makes their hyperparameter entries plain data.
+    """Keeps a module's ``optimizer`` and ``lr_scheduler`` callables after checking that they build.
+
+    The arguments are LightningCLI's ``OptimizerCallable`` and ``LRSchedulerCallable``; their hyperparameter entries
+    become plain data.
 
     Call it after ``save_hyperparameters()``. The callables become ``module.optimizer_factory`` (``optimizer``, or
     ``default_optimizer`` when None) and ``module.lr_scheduler_factory`` (None: a constant learning rate). A callable
@@ -100,16 +106,29 @@ def set_optimizer_args(
 def build_optimizer(
     factory: Callable[[Iterable[Any]], torch.optim.Optimizer], params: Iterable[Any], owner: str = "model"
 ) -> torch.optim.Optimizer:
-    """``factory(params)``, with an error that names the option when the optimizer refuses its arguments."""
+    """``factory(params)``, with an error that names the option when the optimizer refuses its arguments.
+
+    Beyond torch's own checks, ``lr`` must be finite and > 0, ``weight_decay`` finite and >= 0, ``momentum`` and
+    each of ``betas`` in [0, 1) (``--model.init_args.optimizer.init_args.lr must be > 0, got 0.0``).
+    """
     try:
-        return factory(params)
+        opt = factory(params)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"--{owner}.init_args.optimizer cannot be built: {e}") from None
+    settings = {k: float(v) for k, v in opt.defaults.items() if k in ("lr", "momentum", "weight_decay")}
+    betas = opt.defaults.get("betas")
+    check_training_args(f"{owner}.init_args.optimizer", **settings)
+    for beta in betas if isinstance(betas, (tuple, list)) else []:
+        check_training_args(f"{owner}.init_args.optimizer", betas=float(beta))
+    return opt
 
 
 def optimizer_config(module: Any, params: Iterable[Any], optimizer: torch.optim.Optimizer | None = None) -> Any:
-    """What ``configure_optimizers`` returns: the module's optimizer over ``params`` (or ``optimizer`` when given)
-    and its ``lr_scheduler`` stepped every optimizer step (epoch lengths converted with ``module.trainer``)."""
+    """What ``configure_optimizers`` returns: the module's optimizer and its ``lr_scheduler``.
+
+    The optimizer is built over ``params`` (or ``optimizer`` is taken as it is); the schedule is stepped every
+    optimizer step, its epoch lengths converted with ``module.trainer``.
+    """
     opt = optimizer if optimizer is not None else build_optimizer(module.optimizer_factory, params)
     sched = build_lr_scheduler(module.lr_scheduler_factory, opt, module.trainer)
     return {"optimizer": opt, "lr_scheduler": sched} if sched is not None else {"optimizer": opt}

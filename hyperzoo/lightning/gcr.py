@@ -25,7 +25,8 @@ class GCRClassifier(ImageClassifier):
     """ImageClassifier with a Grassmann class head and a Riemannian optimizer for it (GCR, ICCV 2023).
 
     Logits ``gamma * ||S_i^T x / ||x|| ||``; the Grassmann step is ``lr * grassmann_lr_factor`` (``lr``: the
-    optimizer's) times the schedule's factor (see :class:`~hyperzoo.layers.grassmann.GrassmannOptimizer` for the update rule).
+    optimizer's) times the schedule's factor (see :class:`~hyperzoo.layers.grassmann.GrassmannOptimizer` for the
+    update rule).
 
     Args:
         gcr_k: dimension of each class subspace (1 gives ``gamma * |cos|``).

@@ -15,9 +15,8 @@ Single-device strategies only: a DDP wrapper would have to be rebuilt around the
 
 from __future__ import annotations
 
-from typing import Any
-
 import warnings
+from typing import Any
 
 import lightning.pytorch as pl
 import torch

@@ -236,8 +236,9 @@ class MultiStepEpochsLR(EpochSchedule):
 
 
 class WarmupCosineLR(EpochSchedule):
-    """Linear warm-up, then a half cosine from the base rate to 0 at the end of the run (torch's
-    ``CosineAnnealingLR`` over ``total_steps - warmup_steps``).
+    """Linear warm-up, then a half cosine from the base rate to 0 at the end of the run.
+
+    Torch's ``CosineAnnealingLR`` over ``total_steps - warmup_steps``.
 
     Args:
         optimizer, warmup_epochs, steps_per_epoch, total_steps: see :class:`EpochSchedule`.
@@ -296,8 +297,9 @@ class ConstantCooldownLR(EpochSchedule):
 
 
 class WarmRestartsLR(EpochSchedule):
-    """Warm-up, then cosine cycles from the base rate to 0 (SGDR, Loshchilov & Hutter 2017; torch's
-    ``CosineAnnealingWarmRestarts``); the run's length plays no part.
+    """Warm-up, then cosine cycles from the base rate to 0; the run's length plays no part.
+
+    SGDR (Loshchilov & Hutter 2017) as torch's ``CosineAnnealingWarmRestarts``.
 
     Args:
         optimizer: the wrapped optimizer.

@@ -11,8 +11,9 @@ network normalizes with batch statistics, and evaluation loaders may deliver cla
 cached CIFAR splits are stored by class), on which batch statistics are meaningless.
 
 Optimizer (reference defaults): Adam, lr 1e-3, betas (0.5, 0.999), eps 1e-4, weight decay 1e-4 on the shared
-weights and 0 on the hypernet; the reference's cosine schedule per step is ``WarmupCosineLR``. At the end of training the model is exported as
-``<default_root_dir>/smash.safetensors`` + ``smash.json`` for ``hyperzoo smash rank``.
+weights and 0 on the hypernet; the reference's cosine schedule per step is ``WarmupCosineLR``. At the end of
+training the model is exported as ``<default_root_dir>/smash.safetensors`` + ``smash.json`` for
+``hyperzoo smash rank``.
 """
 
 from __future__ import annotations

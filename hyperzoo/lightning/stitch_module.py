@@ -2,8 +2,8 @@
 
 Pan et al., "Stitchable Neural Networks", CVPR 2023, Sec. 3.3: every step samples a configuration uniformly
 (anchors included) and takes a cross-entropy step on it, so the stitching layers and the anchors are trained
-for all configurations at once. Stitching layers use the optimizer's ``lr``, anchors ``lr * anchor_lr_scale`` (the reference
-recommends a lower rate for anchors than for stitches). Under DDP each rank samples its own configuration, so
+for all configurations at once. Stitching layers use the optimizer's ``lr``, anchors ``lr * anchor_lr_scale``
+(the reference recommends a lower rate for anchors than for stitches). Under DDP each rank samples its own configuration, so
 unused parameters are normal: use ``strategy="ddp_find_unused_parameters_true"``.
 """
 
@@ -30,9 +30,7 @@ from hyperzoo.stitch.snnet import SNNet
 __all__ = ["DEFAULT_STITCH_OPTIMIZER", "StitchModule"]
 
 #: StitchModule's optimizer when none is given: SGD with Nesterov momentum.
-DEFAULT_STITCH_OPTIMIZER = functools.partial(
-    torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4
-)
+DEFAULT_STITCH_OPTIMIZER = functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
 
 class StitchModule(NonFiniteGuard, pl.LightningModule):

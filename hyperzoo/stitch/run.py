@@ -106,12 +106,12 @@ def run_fit(
 
     An output folder that already holds a run's files is refused unless ``overwrite``.
     """
-    import lightning.pytorch as pl
-
     import functools
 
-    from hyperzoo.lightning.stitch_module import StitchModule
+    import lightning.pytorch as pl
+
     from hyperzoo.lightning.schedule import WarmupCosineLR
+    from hyperzoo.lightning.stitch_module import StitchModule
     from hyperzoo.merge.run import data_batches, test_data
     from hyperzoo.zoo.train import ClassSubsetCIFAR10
 

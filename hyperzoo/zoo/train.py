@@ -164,9 +164,9 @@ def train_entry(
     entry: dict[str, Any], data: dict[str, Any], root: str | None = None, trainer_kwargs: dict[str, Any] | None = None
 ) -> Path:
     """Trains one zoo entry and stores it (weights, recipe, test accuracy, MACs)."""
-    import lightning.pytorch as pl
-
     import functools
+
+    import lightning.pytorch as pl
 
     from hyperzoo.lightning.classifier import ImageClassifier
     from hyperzoo.lightning.schedule import WarmupCosineLR

@@ -64,29 +64,59 @@ def _lrs(make, steps: int, base: tuple[float, ...] = (1.0, 0.3)) -> list[list[fl
 
 PER_EPOCH = 7.5  # a fractional number of steps per epoch, as with a short last batch
 CASES = [  # (name, new schedule factory(opt, total), former lr_factor arguments(total))
-    ("step", lambda o, t: MultiStepEpochsLR(o, [2, 3.4], 0.1, 0, PER_EPOCH, t),
-     lambda t: {"kind": "step", "milestones": [15, 26]}),
-    ("step+warmup", lambda o, t: MultiStepEpochsLR(o, [0.2, 2, 3], 0.5, 1.0, PER_EPOCH, t),
-     lambda t: {"kind": "step", "milestones": [2, 15, 22], "gamma": 0.5, "warmup": 8}),
+    (
+        "step",
+        lambda o, t: MultiStepEpochsLR(o, [2, 3.4], 0.1, 0, PER_EPOCH, t),
+        lambda t: {"kind": "step", "milestones": [15, 26]},
+    ),
+    (
+        "step+warmup",
+        lambda o, t: MultiStepEpochsLR(o, [0.2, 2, 3], 0.5, 1.0, PER_EPOCH, t),
+        lambda t: {"kind": "step", "milestones": [2, 15, 22], "gamma": 0.5, "warmup": 8},
+    ),
     ("cosine", lambda o, t: WarmupCosineLR(o, 0, PER_EPOCH, t), lambda t: {"kind": "cosine"}),
     ("cosine+warmup", lambda o, t: WarmupCosineLR(o, 0.7, PER_EPOCH, t), lambda t: {"kind": "cosine", "warmup": 5}),
-    ("cosine+1-step warmup", lambda o, t: WarmupCosineLR(o, 0.1, PER_EPOCH, t),
-     lambda t: {"kind": "cosine", "warmup": 1}),
+    (
+        "cosine+1-step warmup",
+        lambda o, t: WarmupCosineLR(o, 0.1, PER_EPOCH, t),
+        lambda t: {"kind": "cosine", "warmup": 1},
+    ),
     ("constant", lambda o, t: WarmupConstantLR(o, 0, PER_EPOCH, t), lambda t: {"kind": "constant"}),
-    ("constant+warmup", lambda o, t: WarmupConstantLR(o, 2, PER_EPOCH, t),
-     lambda t: {"kind": "constant", "warmup": 15}),
-    ("constant_cooldown", lambda o, t: ConstantCooldownLR(o, 1.0, 0, PER_EPOCH, t),
-     lambda t: {"kind": "constant_cooldown", "cooldown": 8}),
-    ("constant_cooldown+warmup", lambda o, t: ConstantCooldownLR(o, 2.0, 0.5, PER_EPOCH, t),
-     lambda t: {"kind": "constant_cooldown", "cooldown": 15, "warmup": 4}),
-    ("cooldown into warmup", lambda o, t: ConstantCooldownLR(o, 5.0, 2.0, PER_EPOCH, t),
-     lambda t: {"kind": "constant_cooldown", "cooldown": 38, "warmup": 15}),
-    ("1-step cooldown", lambda o, t: ConstantCooldownLR(o, 0.1, 0, PER_EPOCH, t),
-     lambda t: {"kind": "constant_cooldown", "cooldown": 1}),
-    ("warm_restarts", lambda o, t: WarmRestartsLR(o, 0.5, 1, 0, PER_EPOCH, t),
-     lambda t: {"kind": "warm_restarts", "restart": 4}),
-    ("warm_restarts x2+warmup", lambda o, t: WarmRestartsLR(o, 0.4, 2, 0.3, PER_EPOCH, t),
-     lambda t: {"kind": "warm_restarts", "restart": 3, "mult": 2, "warmup": 2}),
+    (
+        "constant+warmup",
+        lambda o, t: WarmupConstantLR(o, 2, PER_EPOCH, t),
+        lambda t: {"kind": "constant", "warmup": 15},
+    ),
+    (
+        "constant_cooldown",
+        lambda o, t: ConstantCooldownLR(o, 1.0, 0, PER_EPOCH, t),
+        lambda t: {"kind": "constant_cooldown", "cooldown": 8},
+    ),
+    (
+        "constant_cooldown+warmup",
+        lambda o, t: ConstantCooldownLR(o, 2.0, 0.5, PER_EPOCH, t),
+        lambda t: {"kind": "constant_cooldown", "cooldown": 15, "warmup": 4},
+    ),
+    (
+        "cooldown into warmup",
+        lambda o, t: ConstantCooldownLR(o, 5.0, 2.0, PER_EPOCH, t),
+        lambda t: {"kind": "constant_cooldown", "cooldown": 38, "warmup": 15},
+    ),
+    (
+        "1-step cooldown",
+        lambda o, t: ConstantCooldownLR(o, 0.1, 0, PER_EPOCH, t),
+        lambda t: {"kind": "constant_cooldown", "cooldown": 1},
+    ),
+    (
+        "warm_restarts",
+        lambda o, t: WarmRestartsLR(o, 0.5, 1, 0, PER_EPOCH, t),
+        lambda t: {"kind": "warm_restarts", "restart": 4},
+    ),
+    (
+        "warm_restarts x2+warmup",
+        lambda o, t: WarmRestartsLR(o, 0.4, 2, 0.3, PER_EPOCH, t),
+        lambda t: {"kind": "warm_restarts", "restart": 3, "mult": 2, "warmup": 2},
+    ),
 ]
 
 
@@ -109,6 +139,7 @@ def test_cosine_of_a_ghn3_length_run_stays_on_the_closed_form():
 
 def test_constant_cooldown_resumed_with_a_longer_run_moves_its_cooldown():
     """Extending max_steps on resume (before the cooldown began) gives the schedule of the longer run."""
+
     def fresh(total: int):
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
         return opt, ConstantCooldownLR(opt, cooldown_epochs=2, steps_per_epoch=5, total_steps=total)
