@@ -130,7 +130,8 @@ def optimizer_config(module: Any, params: Iterable[Any], optimizer: torch.optim.
     optimizer step, its epoch lengths converted with ``module.trainer``.
     """
     opt = optimizer if optimizer is not None else build_optimizer(module.optimizer_factory, params)
-    sched = build_lr_scheduler(module.lr_scheduler_factory, opt, module.trainer)
+    factory = module.lr_scheduler_factory
+    sched = build_lr_scheduler(factory, opt, module.trainer) if factory is not None else None
     return {"optimizer": opt, "lr_scheduler": sched} if sched is not None else {"optimizer": opt}
 
 

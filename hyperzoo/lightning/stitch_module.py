@@ -3,8 +3,8 @@
 Pan et al., "Stitchable Neural Networks", CVPR 2023, Sec. 3.3: every step samples a configuration uniformly
 (anchors included) and takes a cross-entropy step on it, so the stitching layers and the anchors are trained
 for all configurations at once. Stitching layers use the optimizer's ``lr``, anchors ``lr * anchor_lr_scale``
-(the reference recommends a lower rate for anchors than for stitches). Under DDP each rank samples its own configuration, so
-unused parameters are normal: use ``strategy="ddp_find_unused_parameters_true"``.
+(the reference recommends a lower rate for anchors than for stitches). Under DDP each rank samples its own
+configuration, so unused parameters are normal: use ``strategy="ddp_find_unused_parameters_true"``.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def _error(capsys, *args: str) -> str:
             "--model.init_args.optimizer cannot be built: Invalid learning rate",
         ),
         ("--model.init_args.optimizer.lr", "0", "--model.init_args.optimizer.init_args.lr must be > 0, got 0.0"),
-        ("--model.init_args.optimizer.lr", "nan", "--model.init_args.optimizer.init_args.lr must be > 0, got nan"),
+        ("--model.init_args.optimizer.lr", "nan", 'Parser key "lr"'),  # jsonargparse refuses nan itself
         ("--model.init_args.optimizer.weight_decay", "-1e-4", "Invalid weight_decay value: -0.0001"),
         ("--model.init_args.lr_scheduler.warmup_epochs", "-1", "warmup_epochs must be a finite number >= 0, got -1"),
     ],
