@@ -80,7 +80,8 @@ def set_optimizer_args(
     The arguments are LightningCLI's ``OptimizerCallable`` and ``LRSchedulerCallable``; their hyperparameter entries
     become plain data.
 
-    Call it after ``save_hyperparameters()``. The callables become ``module.optimizer_factory`` (``optimizer``, or
+    Call it after ``save_hyperparameters()``. A ``{class_path, init_args}`` dict (a YAML section read without
+    LightningCLI, or a checkpoint's hyperparameters) is accepted as well, for optimizer and scheduler classes only. The callables become ``module.optimizer_factory`` (``optimizer``, or
     ``default_optimizer`` when None) and ``module.lr_scheduler_factory`` (None: a constant learning rate). A callable
     given in Python (not through a config) is recorded in ``hparams`` as ``{class_path, init_args}`` (or its dotted
     name), so checkpoints and logged hyperparameters stay loadable without unpickling code.
@@ -88,6 +89,8 @@ def set_optimizer_args(
     Raises:
         ConfigError: the optimizer or the schedule cannot be built with its arguments (message names the option).
     """
+    optimizer = _from_spec(optimizer, torch.optim.Optimizer, f"--{owner}.init_args.optimizer")
+    lr_scheduler = _from_spec(lr_scheduler, _SCHEDULERS, f"--{owner}.init_args.lr_scheduler")
     module.optimizer_factory = optimizer if optimizer is not None else default_optimizer
     module.lr_scheduler_factory = lr_scheduler
     hparams = getattr(module, "hparams", {})
@@ -101,6 +104,26 @@ def set_optimizer_args(
                 lr_scheduler(probe)
         except (ValueError, TypeError, ConfigError) as e:
             raise ConfigError(f"--{owner}.init_args.lr_scheduler cannot be built: {e}") from None
+
+
+_SCHEDULERS = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def _from_spec(value: Any, base: type | tuple[type, ...], option: str) -> Any:
+    """``value``, or the callable a ``{class_path, init_args}`` dict describes (a subclass of ``base`` only)."""
+    if not isinstance(value, dict):
+        return value
+    import importlib
+
+    path = str(value.get("class_path", ""))
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name) if module_name else None
+    except ImportError:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{option}: class_path {path!r} is not an importable optimizer or scheduler class")
+    return functools.partial(cls, **dict(value.get("init_args") or {}))
 
 
 def build_optimizer(

@@ -123,3 +123,16 @@ def test_resume_from_last_checkpoint_after_a_crash(tmp_path):
     assert state["global_step"] == 4
     trainer = run([], ckpt_path="last")
     assert trainer.global_step == 6
+
+
+def test_optimizer_and_schedule_from_yaml_style_dicts():
+    module = ImageClassifier(
+        "resnet8",
+        optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.2, "nesterov": True, "momentum": 0.9}},
+        lr_scheduler={"class_path": "hyperzoo.lightning.schedule.WarmupCosineLR", "init_args": {"warmup_epochs": 1}},
+    )
+    opt = module.optimizer_factory(module.parameters())
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["lr"] == 0.2 and opt.defaults["nesterov"]
+    assert module.lr_scheduler_factory.func is WarmupCosineLR
+    with pytest.raises(HyperzooError, match="class_path 'os.system' is not an importable optimizer"):
+        ImageClassifier("resnet8", optimizer={"class_path": "os.system"})
