@@ -81,10 +81,11 @@ def set_optimizer_args(
     become plain data.
 
     Call it after ``save_hyperparameters()``. A ``{class_path, init_args}`` dict (a YAML section read without
-    LightningCLI, or a checkpoint's hyperparameters) is accepted as well, for optimizer and scheduler classes only. The callables become ``module.optimizer_factory`` (``optimizer``, or
-    ``default_optimizer`` when None) and ``module.lr_scheduler_factory`` (None: a constant learning rate). A callable
-    given in Python (not through a config) is recorded in ``hparams`` as ``{class_path, init_args}`` (or its dotted
-    name), so checkpoints and logged hyperparameters stay loadable without unpickling code.
+    LightningCLI, or a checkpoint's hyperparameters) is accepted as well, for optimizer and scheduler classes only.
+    The callables become ``module.optimizer_factory`` (``optimizer``, or ``default_optimizer`` when None) and
+    ``module.lr_scheduler_factory`` (None: a constant learning rate). A callable given in Python (not through a
+    config) is recorded in ``hparams`` as ``{class_path, init_args}`` (or its dotted name), so checkpoints and logged
+    hyperparameters stay loadable without unpickling code.
 
     Raises:
         ConfigError: the optimizer or the schedule cannot be built with its arguments (message names the option).

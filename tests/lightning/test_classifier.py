@@ -134,5 +134,5 @@ def test_optimizer_and_schedule_from_yaml_style_dicts():
     opt = module.optimizer_factory(module.parameters())
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["lr"] == 0.2 and opt.defaults["nesterov"]
     assert module.lr_scheduler_factory.func is WarmupCosineLR
-    with pytest.raises(HyperzooError, match="class_path 'os.system' is not an importable optimizer"):
+    with pytest.raises(HyperzooError, match=r"class_path 'os.system' is not an importable optimizer"):
         ImageClassifier("resnet8", optimizer={"class_path": "os.system"})
