@@ -75,6 +75,9 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
             fine-tunes as usual (predicted init + fine-tuning, as in the GHN papers).
     """
 
+    optimizer_factory: OptimizerCallable
+    lr_scheduler_factory: LRSchedulerCallable | None
+
     def __init__(
         self,
         model: str = "resnet20",

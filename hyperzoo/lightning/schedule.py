@@ -139,6 +139,7 @@ class EpochSchedule(SequentialLR):
     _STRUCTURE = ("start_factor", "end_factor", "total_iters", "factor", "T_max", "eta_min", "milestones", "gamma",
                   "T_0", "T_mult")  # fmt: skip
     _OWN = ("stepping", "warmup_steps", "settings")
+    settings: dict[str, Any]  # a subclass's own arguments, kept as given (epochs), not part of the state
 
     def __init__(
         self,

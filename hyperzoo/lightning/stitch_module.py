@@ -52,6 +52,9 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
         max_bad_steps: abort after this many consecutive non-finite losses.
     """
 
+    optimizer_factory: OptimizerCallable
+    lr_scheduler_factory: LRSchedulerCallable | None
+
     def __init__(
         self,
         snnet: SNNet,
