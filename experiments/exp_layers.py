@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import statistics
 import time
@@ -35,7 +36,14 @@ from hyperzoo.layers.mixture_growth import TemplateWideResNet
 from hyperzoo.lightning import ImageClassifier
 from hyperzoo.lightning.gcr import GCRClassifier
 from hyperzoo.lightning.growth import MixtureGrowth
+from hyperzoo.lightning.schedule import WarmupCosineLR
 from hyperzoo.nets import create_model
+
+# SGD lr 0.1, Nesterov momentum 0.9, weight decay 5e-4, cosine over the run (every run of this script)
+RECIPE = {
+    "optimizer": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
+    "lr_scheduler": WarmupCosineLR,
+}
 
 LOGS = Path(__file__).resolve().parent / "logs"
 PLOTS = Path(__file__).resolve().parent / "plots"
@@ -131,7 +139,7 @@ def run_laurel(args: argparse.Namespace) -> None:
         if key in done:
             continue
         pl.seed_everything(args.seed)
-        module = ImageClassifier(model, lr=0.1, nesterov=True, weight_decay=5e-4, schedule="cosine")
+        module = ImageClassifier(model, **RECIPE)
         seconds = _fit(module, dm, args.epochs)
         n = _params(module.net)
         _save("laurel", {"run": key, "model": model, "params": n, "extra_params": n - base,
@@ -144,7 +152,7 @@ def run_laurel(args: argparse.Namespace) -> None:
 
 
 def _classifier(head: str, num_classes: int) -> pl.LightningModule:
-    common = {"lr": 0.1, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine", "num_classes": num_classes}
+    common = {**RECIPE, "num_classes": num_classes}
     if head == "linear":
         return ImageClassifier("resnet20", **common)
     return GCRClassifier("resnet20", gcr_k=int(head[1:]), gcr_gamma=25.0, gcr_overlap=True, **common)  # type: ignore[arg-type]
@@ -249,7 +257,7 @@ def run_growth(args: argparse.Namespace) -> None:
         if key in done or (args.only and run not in args.only.split(",")):
             continue
         pl.seed_everything(args.seed)
-        common = {"lr": 0.1, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine"}
+        common = dict(RECIPE)
         row: dict[str, Any] = {"run": key, "train_images": args.train, "epochs_per_phase": e, "total_epochs": 3 * e}
         if growth is None:
             module = ImageClassifier("wrn16_2", **common)

@@ -9,8 +9,8 @@ May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``
 ``hyperzoo.merge`` and ``hyperzoo.zoo``. Only the ``cli`` and ``demo`` modules sit above it.
 """
 
-from hyperzoo.lightning.classifier import ImageClassifier, lr_factor
+from hyperzoo.lightning.classifier import ImageClassifier
 from hyperzoo.lightning.ghn_module import GHNModule
 from hyperzoo.lightning.loggers import ResumableCSVLogger
 
-__all__ = ["GHNModule", "ImageClassifier", "ResumableCSVLogger", "lr_factor"]
+__all__ = ["GHNModule", "ImageClassifier", "ResumableCSVLogger"]

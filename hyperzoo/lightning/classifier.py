@@ -1,4 +1,4 @@
-"""Image classification as a LightningModule: any registered model, SGD/AdamW, cosine or step schedules.
+"""Image classification as a LightningModule: any registered model, any torch optimizer and schedule.
 
 The module is thin: the network comes from the registry (:func:`hyperzoo.nets.create_model`), the data module
 delivers normalized float batches (augmentation runs batched on the device), and this class adds the loss,
@@ -8,19 +8,22 @@ experiments/configs/resnet20_cifar10.yaml`` drives it through LightningCLI.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from hyperzoo.errors import HyperzooError
-from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, make_optimizer, step_schedule
-from hyperzoo.lightning.schedule import lr_factor
+from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, optimizer_config, set_optimizer_args
 from hyperzoo.nets import create_model
 
-__all__ = ["ImageClassifier", "lr_factor", "predicted_init"]
+__all__ = ["DEFAULT_OPTIMIZER", "ImageClassifier", "predicted_init"]
+
+#: ImageClassifier's optimizer when none is given: the He et al. (2016) recipe's SGD.
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4)
 
 
 def predicted_init(net: nn.Module, ghn: str | nn.Module) -> nn.Module:
@@ -55,17 +58,14 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         num_classes: classifier outputs (linked from the data module by ``hyperzoo fit``).
         model_kwargs: extra arguments for the model entrypoint, e.g. ``{adapt_cifar: true}`` for a torchvision
             model on 32x32 images, ``{width: 2}`` for a CIFAR ResNet.
-        optimizer: ``sgd`` (momentum, optionally Nesterov) or ``adamw``.
-        lr: base learning rate (scaled by the schedule).
-        momentum: SGD momentum; AdamW uses it as beta1.
-        nesterov: Nesterov momentum for SGD.
-        weight_decay: L2 penalty (SGD) or decoupled weight decay (AdamW).
+        optimizer: the optimizer, called with the parameter groups (LightningCLI's ``OptimizerCallable``; in YAML
+            ``{class_path: torch.optim.SGD, init_args: {lr: 0.1, momentum: 0.9, weight_decay: 1.0e-4}}``); None:
+            :data:`DEFAULT_OPTIMIZER` (SGD lr 0.1, momentum 0.9, weight decay 1e-4).
+        lr_scheduler: the learning-rate schedule, called with the optimizer and stepped every optimizer step
+            (``LRSchedulerCallable``: any torch scheduler, or an epoch schedule of :mod:`hyperzoo.lightning.schedule`
+            such as ``WarmupCosineLR``); None: a constant rate.
         decay_norm_and_bias: apply weight decay to norm-layer parameters and biases too (the He et al. recipe
             does; set false to exempt them).
-        schedule: ``cosine``, ``step`` or ``constant``, applied per optimizer step.
-        milestones: epochs at which the ``step`` schedule multiplies the rate by ``gamma``.
-        gamma: decay factor of the ``step`` schedule.
-        warmup_epochs: linear warm-up length in epochs (fractions allowed).
         label_smoothing: label smoothing of the cross-entropy loss.
         max_bad_steps: abort after this many consecutive steps with a non-finite loss (such steps are skipped).
         channels_last: run the network in channels-last memory format (about 2x faster convolutions on CPU).
@@ -75,21 +75,17 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
             fine-tunes as usual (predicted init + fine-tuning, as in the GHN papers).
     """
 
+    optimizer_factory: OptimizerCallable
+    lr_scheduler_factory: LRSchedulerCallable | None
+
     def __init__(
         self,
         model: str = "resnet20",
         num_classes: int = 10,
         model_kwargs: dict[str, Any] | None = None,
-        optimizer: Literal["sgd", "adamw"] = "sgd",
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        nesterov: bool = False,
-        weight_decay: float = 1e-4,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         decay_norm_and_bias: bool = True,
-        schedule: Literal["cosine", "step", "constant"] = "cosine",
-        milestones: list[float] | None = None,
-        gamma: float = 0.1,
-        warmup_epochs: float = 0.0,
         label_smoothing: float = 0.0,
         max_bad_steps: int = 20,
         channels_last: bool = True,
@@ -98,17 +94,12 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         check_training_args(
             "model",
             num_classes=num_classes,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            gamma=gamma,
-            warmup_epochs=warmup_epochs,
             label_smoothing=label_smoothing,
             max_bad_steps=max_bad_steps,
-            milestones=milestones,
         )
         super().__init__()
         self.save_hyperparameters()
+        set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_OPTIMIZER)
         self.net: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
         if ghn_init:
             predicted_init(self.net, ghn_init)
@@ -162,9 +153,4 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def configure_optimizers(self) -> Any:
-        hp: Any = self.hparams
-        if hp.optimizer not in ("sgd", "adamw"):
-            raise HyperzooError(f"unknown optimizer {hp.optimizer!r}; use 'sgd' or 'adamw'")
-        opt = make_optimizer(self.parameter_groups(), hp.optimizer, hp.lr, hp.momentum, hp.nesterov, hp.weight_decay)
-        sched = step_schedule(opt, self.trainer, hp.schedule, hp.milestones, hp.gamma, hp.warmup_epochs)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return optimizer_config(self, self.parameter_groups())

@@ -14,21 +14,26 @@ parameters only, no fine-tuning), the metric of the papers.
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from hyperzoo.ghn.ghn import GHN
 from hyperzoo.ghn.variants import create_ghn
 from hyperzoo.graphs.arch_graph import ArchGraph, shape_to_4d
 from hyperzoo.hypernets.functional import functional_forward, prune_parameters, set_norm_statistics
-from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, make_optimizer, step_schedule
+from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, optimizer_config, set_optimizer_args
 
-__all__ = ["GHNModule", "build_target", "prune_unpredicted", "reshape_graph"]
+__all__ = ["DEFAULT_GHN_OPTIMIZER", "GHNModule", "build_target", "prune_unpredicted", "reshape_graph"]
+
+#: GHNModule's optimizer when none is given: GHN-2's Adam (lr 1e-3, L2 weight decay 1e-5).
+DEFAULT_GHN_OPTIMIZER = functools.partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-5)
 
 
 def reshape_graph(graph: ArchGraph, net: nn.Module) -> ArchGraph:
@@ -85,15 +90,15 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         ghn: the variant name (:func:`hyperzoo.ghn.list_ghns`).
         ghn_kwargs: overrides of the variant's configuration, e.g. ``{hid: 64}``.
         num_classes: classes of the image dataset (linked from the data module by ``hyperzoo fit``).
-        optimizer: ``adam`` (GHN-2: lr 1e-3, weight decay 1e-5), ``adamw`` (GHN-3: 4e-4, 1e-2) or ``sgd``.
-        lr, momentum, weight_decay: optimizer settings (``momentum`` is Adam's beta1).
-        schedule: ``step`` (GHN-2: x0.1 at epochs 200 and 250 of 300), ``cosine`` (GHN-3, with warm-up),
-            ``constant``, or the two that need no total length in advance (long runs resumed with a larger
-            ``max_steps``): ``constant_cooldown`` (constant, then linear to 0 over the last ``cooldown_epochs``)
-            and ``warm_restarts`` (cosine cycles of ``restart_epochs``, each ``restart_mult`` times longer than the
-            last, as ``CosineAnnealingWarmRestarts``); applied per step.
-        milestones, gamma, warmup_epochs: schedule settings, in epochs.
-        cooldown_epochs, restart_epochs, restart_mult: settings of ``constant_cooldown`` and ``warm_restarts``.
+        optimizer: the optimizer of the GHN's parameters (LightningCLI's ``OptimizerCallable``): GHN-2's
+            ``torch.optim.Adam`` (lr 1e-3, weight decay 1e-5; the default, None) or GHN-3's ``torch.optim.AdamW``
+            (lr 4e-4, weight decay 1e-2).
+        lr_scheduler: the schedule, stepped every optimizer step (``LRSchedulerCallable``; None: constant). The epoch
+            schedules of :mod:`hyperzoo.lightning.schedule`: ``MultiStepEpochsLR`` (GHN-2: x0.1 at epochs 200 and 250
+            of 300), ``WarmupCosineLR`` (GHN-3), ``WarmupConstantLR``, and the two that need no total length in
+            advance (long runs resumed with a larger ``max_steps``): ``ConstantCooldownLR`` (constant, then linear
+            to 0 over the last ``cooldown_epochs``) and ``WarmRestartsLR`` (cosine cycles of ``restart_epochs``,
+            each ``restart_mult`` times longer than the last, as ``CosineAnnealingWarmRestarts``).
         init_from: start from a trained GHN's weights (any name or path :func:`hyperzoo.ghn.from_pretrained`
             accepts, e.g. ``ghn2-cifar10``), e.g. when a run folder and its ``last.ckpt`` are gone; its
             configuration must match ``ghn`` and ``ghn_kwargs``. Resuming from a checkpoint overrides it.
@@ -117,14 +122,8 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         ghn: str = "ghn2",
         ghn_kwargs: dict[str, Any] | None = None,
         num_classes: int = 10,
-        optimizer: Literal["adam", "adamw", "sgd"] = "adam",
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-5,
-        schedule: Literal["step", "cosine", "constant", "constant_cooldown", "warm_restarts"] = "step",
-        milestones: list[float] | None = None,
-        gamma: float = 0.1,
-        warmup_epochs: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         label_smoothing: float = 0.0,
         predparam_wd: float = 0.0,
         widths: list[int] | None = None,
@@ -132,33 +131,21 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         fc_dims: list[int] | None = None,
         channels_last: bool = True,
         max_bad_steps: int = 50,
-        cooldown_epochs: float = 0.0,
-        restart_epochs: float = 1.0,
-        restart_mult: int = 1,
         init_from: str | None = None,
     ) -> None:
         check_training_args(
             "model",
             num_classes=num_classes,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            gamma=gamma,
-            warmup_epochs=warmup_epochs,
             label_smoothing=label_smoothing,
             predparam_wd=predparam_wd,
             max_bad_steps=max_bad_steps,
-            milestones=milestones,
             widths=widths,
-            cooldown_epochs=cooldown_epochs,
-            restart_epochs=restart_epochs,
         )
-        if restart_mult < 1:
-            raise ValueError(f"restart_mult must be at least 1, got {restart_mult}")
         super().__init__()
         if width_rule not in ("reference", "uniform"):
             raise ValueError(f"width_rule must be 'reference' or 'uniform', got {width_rule!r}")
         self.save_hyperparameters()
+        set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_GHN_OPTIMIZER)
         self.ghn: GHN = create_ghn(ghn, num_classes=num_classes, **(ghn_kwargs or {}))
         if init_from:
             self._init_from(init_from)
@@ -252,21 +239,7 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation and checkpoints
     def configure_optimizers(self) -> Any:
-        hp = self.hp
-        opt = make_optimizer(self.ghn.parameters(), hp.optimizer, hp.lr, hp.momentum, weight_decay=hp.weight_decay)
-        milestones = hp.milestones if hp.milestones is not None else [200, 250]
-        sched = step_schedule(
-            opt,
-            self.trainer,
-            hp.schedule,
-            milestones,
-            hp.gamma,
-            hp.warmup_epochs,
-            hp.get("cooldown_epochs", 0.0),
-            hp.get("restart_epochs", 1.0),
-            hp.get("restart_mult", 1),
-        )
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return optimizer_config(self, self.ghn.parameters())
 
     def _init_from(self, name_or_path: str) -> None:
         """Loads a trained GHN's weights into :attr:`ghn` (same architecture), with a clear error otherwise."""

@@ -15,6 +15,7 @@ Single-device strategies only: a DDP wrapper would have to be rebuilt around the
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -26,7 +27,6 @@ from torch import nn
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.layers.mixture_growth import POLICIES, TemplateWideResNet
-from hyperzoo.lightning.schedule import lr_factor
 
 __all__ = ["MixtureGrowth", "find_template_network"]
 
@@ -57,7 +57,8 @@ class MixtureGrowth(Callback):
         noise: scale of the new coefficients (``orthogonal``, ``random``) or of their noise (``copy``).
         new_templates: the off-diagonal blocks use fresh random templates (the random-new-weights baseline).
         growth_lr_scale: learning-rate multiplier of the grown phase relative to the module's ``lr``.
-        schedule: per-phase schedule, ``cosine`` or ``constant``.
+        schedule: per-phase schedule, ``cosine`` (torch's ``CosineAnnealingLR`` over the phase, stepped per optimizer
+            step) or ``constant``; it replaces the module's own ``lr_scheduler``.
     """
 
     def __init__(
@@ -136,15 +137,29 @@ class MixtureGrowth(Callback):
         offset = max(0, trainer.global_step - start_epoch * per_epoch)
         scale = self.growth_lr_scale if phase == 2 else 1.0
         opt = trainer.strategy.optimizers[0]
-
-        def factor(step: int) -> float:
-            return scale * lr_factor(step + offset, total, self.schedule)
-
-        for group in opt.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        trainer.strategy.lr_scheduler_configs = [LRSchedulerConfig(sched, interval="step")]
+        sched = self._phase_schedule(opt, total, offset, scale)
+        trainer.strategy.lr_scheduler_configs = [LRSchedulerConfig(sched, interval="step")] if sched else []
         self._phase = phase
+
+    def _phase_schedule(
+        self, opt: torch.optim.Optimizer, total: int, offset: int, scale: float
+    ) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """The phase's schedule from the groups' ``initial_lr`` times ``scale``, advanced ``offset`` steps."""
+        bases = [group.setdefault("initial_lr", group["lr"]) for group in opt.param_groups]
+        for group, base in zip(opt.param_groups, bases):
+            group["lr"] = base * scale
+        if self.schedule == "constant":
+            return None
+        for group in opt.param_groups:
+            del group["initial_lr"]  # the scheduler takes the scaled rate as its base
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        with warnings.catch_warnings():  # fast-forward of a resumed phase, before any optimizer step
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+            for _ in range(offset):
+                sched.step()
+        for group, base in zip(opt.param_groups, bases):
+            group["initial_lr"] = base  # the unscaled rate, for the next phase
+        return sched
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         phase = self.phase(trainer.current_epoch)

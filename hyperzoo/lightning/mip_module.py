@@ -15,19 +15,24 @@ residual=False`` is the default ``theta = h(g)``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from hyperzoo.hypernets.functional import batched_forward, functional_forward
 from hyperzoo.hypernets.mip import MIPHypernet
-from hyperzoo.lightning.common import NonFiniteGuard, make_optimizer, step_schedule
+from hyperzoo.lightning.common import NonFiniteGuard, optimizer_config, set_optimizer_args
 
-__all__ = ["MIPModule", "build_target", "mip_cnn"]
+__all__ = ["DEFAULT_MIP_OPTIMIZER", "MIPModule", "build_target", "mip_cnn"]
+
+#: MIPModule's optimizer when none is given.
+DEFAULT_MIP_OPTIMIZER = functools.partial(torch.optim.Adam, lr=1e-3)
 
 
 def mip_cnn(num_classes: int = 10, width: int = 16) -> nn.Module:
@@ -65,8 +70,10 @@ class MIPModule(NonFiniteGuard, pl.LightningModule):
         max_smoothing: label smoothing at ``g = 1``.
         per_sample: one ``g`` per image (batched weight sets) instead of one per batch.
         val_g: hyperparameters at which validation accuracy is reported.
-        optimizer, lr, momentum, weight_decay: optimizer (``adam``, ``adamw`` or ``sgd``; momentum is Adam's beta1).
-        schedule: ``cosine`` or ``constant`` per step.
+        optimizer: optimizer of the hypernet (and kept parameters), LightningCLI's ``OptimizerCallable``; None:
+            Adam, lr 1e-3.
+        lr_scheduler: schedule stepped every optimizer step (``LRSchedulerCallable``, e.g.
+            ``hyperzoo.lightning.schedule.WarmupCosineLR``); None: constant.
         max_bad_steps: consecutive non-finite steps tolerated before aborting.
     """
 
@@ -83,15 +90,13 @@ class MIPModule(NonFiniteGuard, pl.LightningModule):
         max_smoothing: float = 0.3,
         per_sample: bool = False,
         val_g: Sequence[float] = (0.0, 0.5, 1.0),
-        optimizer: Literal["adam", "adamw", "sgd"] = "adam",
-        lr: float = 1e-3,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        schedule: Literal["cosine", "constant"] = "constant",
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         max_bad_steps: int = 20,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_MIP_OPTIMIZER)
         self.target = build_target(model, num_classes, model_kwargs)
         self.hnet = MIPHypernet(
             self.target, hypernet, encoding=encoding, residual=residual, theta0="target" if residual else "zeros",
@@ -141,7 +146,4 @@ class MIPModule(NonFiniteGuard, pl.LightningModule):
         self.log("val/acc", torch.stack(accs).mean(), prog_bar=True, batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hp
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = make_optimizer(params, hp.optimizer, hp.lr, hp.momentum, weight_decay=hp.weight_decay)
-        return {"optimizer": opt, "lr_scheduler": step_schedule(opt, self.trainer, hp.schedule)}
+        return optimizer_config(self, [p for p in self.parameters() if p.requires_grad])

@@ -11,25 +11,31 @@ network normalizes with batch statistics, and evaluation loaders may deliver cla
 cached CIFAR splits are stored by class), on which batch statistics are meaningless.
 
 Optimizer (reference defaults): Adam, lr 1e-3, betas (0.5, 0.999), eps 1e-4, weight decay 1e-4 on the shared
-weights and 0 on the hypernet, cosine schedule per step. At the end of training the model is exported as
-``<default_root_dir>/smash.safetensors`` + ``smash.json`` for ``hyperzoo smash rank``.
+weights and 0 on the hypernet; the reference's cosine schedule per step is ``WarmupCosineLR``. At the end of
+training the model is exported as ``<default_root_dir>/smash.safetensors`` + ``smash.json`` for
+``hyperzoo smash rank``.
 """
 
 from __future__ import annotations
 
+import functools
 import random
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from hyperzoo.lightning.common import NonFiniteGuard, step_schedule
+from hyperzoo.lightning.common import NonFiniteGuard, optimizer_config, set_optimizer_args
 from hyperzoo.smash.model import SMASH, save_smash
 from hyperzoo.smash.space import SMASHSpace
 
-__all__ = ["SMASHModule"]
+__all__ = ["DEFAULT_SMASH_OPTIMIZER", "SMASHModule"]
+
+#: SMASHModule's optimizer when none is given: the reference's Adam.
+DEFAULT_SMASH_OPTIMIZER = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.999), eps=1e-4, weight_decay=1e-4)
 
 
 class SMASHModule(NonFiniteGuard, pl.LightningModule):
@@ -39,12 +45,11 @@ class SMASHModule(NonFiniteGuard, pl.LightningModule):
         space: keyword arguments of :class:`~hyperzoo.smash.space.SMASHSpace` (``{}`` for the defaults).
         hypernet: keyword arguments of :class:`~hyperzoo.smash.hypernet.SMASHHypernet`.
         num_classes: classifier outputs (linked from the data module by ``hyperzoo fit``).
-        lr: Adam learning rate.
-        betas: Adam betas.
-        eps: Adam epsilon.
-        weight_decay: L2 decay of the shared (non-generated) weights; the hypernet has none.
-        schedule: ``cosine`` or ``constant``, per step.
-        warmup_epochs: linear warm-up (epochs, fractions allowed).
+        optimizer: LightningCLI's ``OptimizerCallable``; its ``weight_decay`` applies to the shared (non-generated)
+            weights only, the hypernet has none. None: the reference's Adam (lr 1e-3, betas (0.5, 0.999), eps 1e-4,
+            weight decay 1e-4).
+        lr_scheduler: schedule stepped every optimizer step (``LRSchedulerCallable``, e.g.
+            ``hyperzoo.lightning.schedule.WarmupCosineLR``); None: constant.
         seed: seed of the architecture sequence.
         export: write ``smash.safetensors`` + ``smash.json`` into ``default_root_dir`` when training ends.
         max_bad_steps: consecutive non-finite steps tolerated before aborting.
@@ -55,18 +60,15 @@ class SMASHModule(NonFiniteGuard, pl.LightningModule):
         space: dict[str, Any] | None = None,
         hypernet: dict[str, Any] | None = None,
         num_classes: int = 10,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.5, 0.999),
-        eps: float = 1e-4,
-        weight_decay: float = 1e-4,
-        schedule: Literal["cosine", "constant"] = "cosine",
-        warmup_epochs: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         seed: int = 0,
         export: bool = True,
         max_bad_steps: int = 20,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_SMASH_OPTIMIZER)
         self.space = SMASHSpace(**(space or {}))
         self.model = SMASH(self.space, num_classes, hypernet)
         self.bad_steps = 0
@@ -120,14 +122,11 @@ class SMASHModule(NonFiniteGuard, pl.LightningModule):
         self.log("val/acc", torch.stack(correct).sum().float() / n, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hp
         groups = [
-            {"params": list(self.model.net.parameters()), "weight_decay": hp.weight_decay},
+            {"params": list(self.model.net.parameters())},
             {"params": list(self.model.hypernet.parameters()), "weight_decay": 0.0},
         ]
-        opt = torch.optim.Adam(groups, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps)
-        sched = step_schedule(opt, self.trainer, hp.schedule, None, 0.1, hp.warmup_epochs)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return optimizer_config(self, groups)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["skipped_steps"] = self.skipped_steps

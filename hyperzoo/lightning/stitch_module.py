@@ -2,24 +2,35 @@
 
 Pan et al., "Stitchable Neural Networks", CVPR 2023, Sec. 3.3: every step samples a configuration uniformly
 (anchors included) and takes a cross-entropy step on it, so the stitching layers and the anchors are trained
-for all configurations at once. Stitching layers use ``lr``, anchors ``lr * anchor_lr_scale`` (the reference
-recommends a lower rate for anchors than for stitches). Under DDP each rank samples its own configuration, so
-unused parameters are normal: use ``strategy="ddp_find_unused_parameters_true"``.
+for all configurations at once. Stitching layers use the optimizer's ``lr``, anchors ``lr * anchor_lr_scale``
+(the reference recommends a lower rate for anchors than for stitches). Under DDP each rank samples its own
+configuration, so unused parameters are normal: use ``strategy="ddp_find_unused_parameters_true"``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from hyperzoo.lightning.common import NonFiniteGuard, make_optimizer, step_schedule
+from hyperzoo.lightning.common import (
+    NonFiniteGuard,
+    build_optimizer,
+    check_training_args,
+    optimizer_config,
+    set_optimizer_args,
+)
 from hyperzoo.stitch.snnet import SNNet
 
-__all__ = ["StitchModule"]
+__all__ = ["DEFAULT_STITCH_OPTIMIZER", "StitchModule"]
+
+#: StitchModule's optimizer when none is given: SGD with Nesterov momentum.
+DEFAULT_STITCH_OPTIMIZER = functools.partial(torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
 
 class StitchModule(NonFiniteGuard, pl.LightningModule):
@@ -27,12 +38,12 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
 
     Args:
         snnet: the stitched network (anchors + stitching layers, e.g. LS-initialised).
-        lr: learning rate of the stitching layers.
-        anchor_lr_scale: anchors' learning rate relative to ``lr`` (0 freezes the anchors, and training then samples
-            only the stitched configurations: an anchor alone would have nothing to train).
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
-        schedule: ``cosine`` or ``constant`` per step.
+        optimizer: LightningCLI's ``OptimizerCallable``; its ``lr`` is the stitching layers' learning rate. None:
+            SGD lr 0.01, Nesterov momentum 0.9, weight decay 5e-4.
+        lr_scheduler: schedule stepped every optimizer step (``LRSchedulerCallable``, e.g.
+            ``hyperzoo.lightning.schedule.WarmupCosineLR``); None: constant.
+        anchor_lr_scale: anchors' learning rate relative to the optimizer's ``lr`` (0 freezes the anchors, and
+            training then samples only the stitched configurations: an anchor alone would have nothing to train).
         seed: seed of the configuration sampler.
         val_configs: configurations evaluated in validation (None: the anchors only).
         freeze_bn: keep the anchors' BatchNorm statistics fixed (eval mode) while training; otherwise every
@@ -41,21 +52,24 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
         max_bad_steps: abort after this many consecutive non-finite losses.
     """
 
+    optimizer_factory: OptimizerCallable
+    lr_scheduler_factory: LRSchedulerCallable | None
+
     def __init__(
         self,
         snnet: SNNet,
-        lr: float = 0.01,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         anchor_lr_scale: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        schedule: str = "cosine",
         seed: int = 0,
         val_configs: list[int] | None = None,
         freeze_bn: bool = True,
         max_bad_steps: int = 20,
     ) -> None:
+        check_training_args("model", anchor_lr_scale=anchor_lr_scale, max_bad_steps=max_bad_steps)
         super().__init__()
         self.save_hyperparameters(ignore=["snnet"])
+        set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_STITCH_OPTIMIZER)
         self.snnet = snnet
         self.generator = torch.Generator().manual_seed(seed)
         self.val_configs = val_configs if val_configs is not None else list(range(len(snnet.anchors)))
@@ -104,9 +118,11 @@ class StitchModule(NonFiniteGuard, pl.LightningModule):
         anchor = [p for p in self.snnet.anchors.parameters() if p.requires_grad]
         groups = [{"params": list(self.snnet.stitches.parameters())}]
         if hp.anchor_lr_scale > 0:
-            groups.append({"params": anchor, "lr": hp.lr * hp.anchor_lr_scale})
+            groups.append({"params": anchor})
         else:
             for p in anchor:
                 p.requires_grad_(False)
-        opt = make_optimizer(groups, "sgd", hp.lr, hp.momentum, True, hp.weight_decay)
-        return {"optimizer": opt, "lr_scheduler": step_schedule(opt, self.trainer, hp.schedule)}
+        opt = build_optimizer(self.optimizer_factory, groups)
+        if hp.anchor_lr_scale > 0:
+            opt.param_groups[1]["lr"] *= hp.anchor_lr_scale  # before the schedule records its base rates
+        return optimizer_config(self, groups, optimizer=opt)

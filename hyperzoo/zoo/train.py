@@ -141,11 +141,16 @@ def _entry_meta(
     dm.setup()
     keep = getattr(dm, "keep", None)
     recipe: dict[str, Any] = {"epochs": int(trainer.max_epochs or 0), "batch_size": int(dm.batch_size)}
-    for key in ("lr", "weight_decay", "schedule"):
-        if key in hp:
-            recipe[key] = hp[key]
-    if "optimizer" in hp and isinstance(hp["optimizer"], str):
-        recipe["optimizer"] = hp["optimizer"] + ("-nesterov" if hp.get("nesterov") else "")
+    opt = hp.get("optimizer")
+    if isinstance(opt, dict) and "class_path" in opt:  # {class_path: torch.optim.SGD, init_args: {lr, ...}}
+        args = dict(opt.get("init_args") or {})
+        recipe["optimizer"] = str(opt["class_path"]).rsplit(".", 1)[-1].lower() + (
+            "-nesterov" if args.get("nesterov") else ""
+        )
+        recipe.update({k: args[k] for k in ("lr", "weight_decay") if k in args})
+    sched = hp.get("lr_scheduler")
+    if isinstance(sched, dict) and "class_path" in sched:
+        recipe["schedule"] = str(sched["class_path"]).rsplit(".", 1)[-1]
     return {
         "model": hp["model"],
         "model_kwargs": dict(hp.get("model_kwargs") or {}),

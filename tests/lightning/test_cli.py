@@ -21,12 +21,15 @@ TINY = [
 
 def test_print_config_applies_overrides(capsys):
     with pytest.raises(SystemExit) as info:
-        main(["fit", "--config", CONFIG, "--model.init_args.lr", "0.05", "--print_config"])
+        main(["fit", "--config", CONFIG, "--model.init_args.optimizer.lr", "0.05", "--print_config"])
     assert info.value.code == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["model"]["class_path"] == "hyperzoo.lightning.ImageClassifier"
-    assert cfg["model"]["init_args"]["lr"] == 0.05
-    assert cfg["model"]["init_args"]["milestones"] == [91, 136]
+    optimizer, schedule = cfg["model"]["init_args"]["optimizer"], cfg["model"]["init_args"]["lr_scheduler"]
+    assert optimizer["class_path"] == "torch.optim.SGD" and optimizer["init_args"]["lr"] == 0.05
+    assert optimizer["init_args"]["momentum"] == 0.9 and optimizer["init_args"]["weight_decay"] == 1e-4
+    assert schedule["class_path"] == "hyperzoo.lightning.schedule.MultiStepEpochsLR"
+    assert schedule["init_args"]["milestones"] == [91, 136]
     assert cfg["data"]["class_path"] == "hyperzoo.data.CIFAR10DataModule"
     assert cfg["trainer"]["max_epochs"] == 182
 

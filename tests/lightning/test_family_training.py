@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 
@@ -15,7 +16,7 @@ from hyperzoo.ghn import from_pretrained
 from hyperzoo.ghn.checkpoint import save_ghn
 from hyperzoo.ghn.variants import create_ghn
 from hyperzoo.lightning import GHNModule, ImageClassifier
-from hyperzoo.lightning.schedule import lr_factor
+from hyperzoo.lightning.schedule import ConstantCooldownLR, WarmRestartsLR
 from hyperzoo.nets import create_model
 from hyperzoo.nets.spaces import SPACES, build_space_network, register_space, resnet_net_args
 
@@ -34,24 +35,30 @@ def _trainer(tmp_path, **kw) -> pl.Trainer:
     return pl.Trainer(**{**args, **kw})
 
 
+def _lrs(make, steps: int) -> list[float]:
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched, out = make(opt), []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
 def test_constant_cooldown_does_not_depend_on_the_total_before_the_cooldown():
-    for step in (0, 50, 79):
-        assert lr_factor(step, 100, "constant_cooldown", cooldown_steps=20) == 1.0
-        assert lr_factor(step, 1000, "constant_cooldown", cooldown_steps=20) == 1.0
-    assert lr_factor(89, 100, "constant_cooldown", cooldown_steps=20) == pytest.approx(0.5)
-    assert lr_factor(99, 100, "constant_cooldown", cooldown_steps=20) == pytest.approx(0.0)
+    short = _lrs(lambda o: ConstantCooldownLR(o, cooldown_epochs=2, steps_per_epoch=10, total_steps=100), 100)
+    long = _lrs(lambda o: ConstantCooldownLR(o, cooldown_epochs=2, steps_per_epoch=10, total_steps=1000), 100)
+    assert short[:80] == long[:80] == [1.0] * 80
+    assert short[89] == pytest.approx(0.5) and short[99] == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("mult", [1, 2])
-def test_warm_restarts_match_torch(mult):
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    ref = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=5, T_mult=mult)
-    for step in range(40):
-        assert lr_factor(step, 7, "warm_restarts", restart_steps=5, restart_mult=mult) == pytest.approx(
-            opt.param_groups[0]["lr"], abs=1e-9
-        )
-        opt.step()
-        ref.step()
+def test_warm_restarts_are_torchs_sgdr_in_epochs(mult):
+    ours = _lrs(
+        lambda o: WarmRestartsLR(o, restart_epochs=0.5, restart_mult=mult, steps_per_epoch=10, total_steps=7), 40
+    )
+    ref = _lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=mult), 40)
+    assert ours == pytest.approx(ref, abs=1e-9)
 
 
 def test_a_family_store_trains_a_ghn_with_a_length_free_schedule(tmp_path):
@@ -63,7 +70,7 @@ def test_a_family_store_trains_a_ghn_with_a_length_free_schedule(tmp_path):
     dm = GraphImageDataModule(train_graphs=str(store), val_graphs=str(store), num_val_archs=2, root="sample",
                               batch_size=16, eval_batch_size=32, meta_batch=2, limit=64)  # fmt: skip
     module = GHNModule("ghn2", ghn_kwargs=TINY_GHN, widths=[8, 16], width_rule="reference",
-                       schedule="warm_restarts", restart_epochs=0.5, lr=1e-3)  # fmt: skip
+                       lr_scheduler=functools.partial(WarmRestartsLR, restart_epochs=0.5))  # fmt: skip
     before = {k: v.clone() for k, v in module.ghn.state_dict().items()}
     t = _trainer(tmp_path, max_steps=2, limit_val_batches=1, val_check_interval=2)
     t.fit(module, dm)

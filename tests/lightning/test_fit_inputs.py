@@ -2,6 +2,7 @@
 the option; debug runs never touch a real run's resume point; messages a user cannot act on stay hidden."""
 
 import csv
+import functools
 import logging
 import warnings
 from pathlib import Path
@@ -12,7 +13,8 @@ import torch
 from hyperzoo.cli import main
 from hyperzoo.errors import ConfigError
 from hyperzoo.lightning.cli import quiet_lightning
-from hyperzoo.lightning.common import check_training_args, make_optimizer
+from hyperzoo.lightning.common import build_optimizer, check_training_args
+from hyperzoo.lightning.schedule import MultiStepEpochsLR
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "experiments" / "configs" / "resnet20_cifar10.yaml")
@@ -35,9 +37,15 @@ def _error(capsys, *args: str) -> str:
     ("option", "value", "expected"),
     [
         ("--data.init_args.batch_size", "0", "--data.init_args.batch_size must be an integer >= 1, got 0"),
-        ("--model.init_args.lr", "-0.1", "--model.init_args.lr must be > 0, got -0.1"),
-        ("--model.init_args.lr", "nan", 'Parser key "lr"'),  # jsonargparse refuses nan itself
-        ("--model.init_args.weight_decay", "-1e-4", "--model.init_args.weight_decay must be >= 0, got -0.0001"),
+        (
+            "--model.init_args.optimizer.lr",
+            "-0.1",
+            "--model.init_args.optimizer cannot be built: Invalid learning rate",
+        ),
+        ("--model.init_args.optimizer.lr", "0", "--model.init_args.optimizer.init_args.lr must be > 0, got 0.0"),
+        ("--model.init_args.optimizer.lr", "nan", 'Parser key "lr"'),  # jsonargparse refuses nan itself
+        ("--model.init_args.optimizer.weight_decay", "-1e-4", "Invalid weight_decay value: -0.0001"),
+        ("--model.init_args.lr_scheduler.warmup_epochs", "-1", "warmup_epochs must be a finite number >= 0, got -1"),
     ],
 )
 def test_bad_numeric_option_is_one_line_naming_it(capsys, option, value, expected):
@@ -69,14 +77,30 @@ def test_every_numeric_data_argument_is_checked(name, value, expected):
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
-        ("lr", 0.0, "--model.init_args.lr must be > 0, got 0.0"),
-        ("momentum", 1.5, "--model.init_args.momentum must be >= 0 and < 1, got 1.5"),
-        ("gamma", 0.0, "--model.init_args.gamma must be > 0"),
-        ("warmup_epochs", -1.0, "--model.init_args.warmup_epochs must be >= 0"),
+        (
+            "optimizer",
+            functools.partial(torch.optim.SGD, lr=0.0),
+            "--model.init_args.optimizer.init_args.lr must be > 0, got 0.0",
+        ),
+        (
+            "optimizer",
+            functools.partial(torch.optim.SGD, lr=0.1, momentum=1.5),
+            "--model.init_args.optimizer.init_args.momentum must be >= 0 and < 1, got 1.5",
+        ),
+        (
+            "optimizer",
+            functools.partial(torch.optim.AdamW, betas=(0.9, float("inf"))),
+            "--model.init_args.optimizer cannot be built: Invalid beta parameter",
+        ),
+        (
+            "lr_scheduler",
+            functools.partial(MultiStepEpochsLR, milestones=[-1.0, 136.0]),
+            "--model.init_args.lr_scheduler cannot be built: MultiStepEpochsLR: milestones[0] must be a finite number",
+        ),
+        ("lr_scheduler", functools.partial(MultiStepEpochsLR, gamma=-0.1), "gamma must be a finite number >= 0"),
         ("label_smoothing", 1.0, "--model.init_args.label_smoothing must be >= 0 and < 1"),
         ("max_bad_steps", 0, "--model.init_args.max_bad_steps must be >= 1"),
         ("num_classes", 0, "--model.init_args.num_classes must be >= 1"),
-        ("milestones", [-1.0, 136.0], "--model.init_args.milestones must hold numbers >= 0"),
     ],
 )
 def test_every_numeric_model_argument_is_checked(name, value, expected):
@@ -89,9 +113,9 @@ def test_every_numeric_model_argument_is_checked(name, value, expected):
 
 def test_bad_value_in_a_yaml_config_names_the_option(capsys, tmp_path):
     overlay = tmp_path / "bad.yaml"
-    overlay.write_text("data:\n  init_args:\n    batch_size: 0\nmodel:\n  init_args:\n    lr: -1.0\n")
+    overlay.write_text("data:\n  init_args:\n    batch_size: 0\nmodel:\n  init_args:\n    optimizer:\n      lr: -1.0\n")
     err = _error(capsys, "--config", str(overlay))
-    assert "--model.init_args.lr must be > 0" in err or "--data.init_args.batch_size must be" in err
+    assert "--model.init_args.optimizer cannot be built" in err or "--data.init_args.batch_size must be" in err
 
 
 def test_num_classes_override_that_cannot_apply_is_an_error(capsys):
@@ -107,8 +131,8 @@ def test_num_classes_override_that_cannot_apply_is_an_error(capsys):
 def test_ghn_module_checks_its_arguments():
     from hyperzoo.lightning import GHNModule
 
-    with pytest.raises(ConfigError, match=r"--model.init_args.lr must be > 0, got -0.001"):
-        GHNModule(lr=-1e-3)
+    with pytest.raises(ConfigError, match=r"--model.init_args.optimizer cannot be built: Invalid learning rate"):
+        GHNModule(optimizer=functools.partial(torch.optim.Adam, lr=-1e-3))
     with pytest.raises(ConfigError, match=r"--model.init_args.widths must hold numbers >= 1"):
         GHNModule(widths=[0, 32])
     with pytest.raises(ConfigError, match=r"--data.init_args.meta_batch must be an integer >= 1"):
@@ -117,12 +141,14 @@ def test_ghn_module_checks_its_arguments():
         GraphImageDataModule(train_graphs="x.h5", meta_batch=0)
 
 
-def test_make_optimizer_and_check_training_args_cover_every_module():
+def test_build_optimizer_and_check_training_args_cover_every_module():
     params = [torch.nn.Parameter(torch.zeros(2))]
-    with pytest.raises(ConfigError, match="lr must be > 0"):
-        make_optimizer(params, "adam", lr=-1.0)
-    with pytest.raises(ConfigError, match=r"--model.init_args.momentum must be >= 0 and < 1, got 1"):
-        make_optimizer(params, "adam", lr=1e-3, momentum=1.0)
+    with pytest.raises(ConfigError, match=r"--model.init_args.optimizer cannot be built: Invalid learning rate"):
+        build_optimizer(functools.partial(torch.optim.Adam, lr=-1.0), params)
+    with pytest.raises(
+        ConfigError, match=r"--model.init_args.optimizer.init_args.momentum must be >= 0 and < 1, got 1"
+    ):
+        build_optimizer(functools.partial(torch.optim.SGD, lr=1e-3, momentum=1.0), params)
     check_training_args("model", lr=0.1, momentum=0.0, weight_decay=0.0, unknown_name=-5)  # unknown names pass
 
 

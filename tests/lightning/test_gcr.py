@@ -1,3 +1,5 @@
+import functools
+
 import lightning.pytorch as pl
 import torch
 
@@ -8,7 +10,8 @@ from hyperzoo.lightning.gcr import GCRClassifier
 
 def test_gcr_classifier_trains_with_the_riemannian_optimizer(tmp_path):
     torch.manual_seed(0)
-    module = GCRClassifier("resnet8", gcr_k=4, optimizer="adamw", lr=1e-3, grassmann_lr_factor=50.0)
+    adamw = functools.partial(torch.optim.AdamW, lr=1e-3)
+    module = GCRClassifier("resnet8", gcr_k=4, optimizer=adamw, grassmann_lr_factor=50.0)
     assert isinstance(module.net.fc, GrassmannHead) and module.hparams.gcr_k == 4
     before = module.net.fc.weight.detach().clone()
     trainer = pl.Trainer(
@@ -19,4 +22,5 @@ def test_gcr_classifier_trains_with_the_riemannian_optimizer(tmp_path):
     opt = trainer.optimizers[0]
     assert isinstance(opt, GrassmannOptimizer) and isinstance(opt.base, torch.optim.AdamW)
     assert opt.grassmann_groups[0]["params"][0] is module.net.fc.weight
+    assert opt.grassmann_groups[0]["lr"] == 50.0 * 1e-3  # grassmann_lr_factor times the base optimizer's lr
     assert not torch.equal(before, module.net.fc.weight) and orthonormality_error(module.net.fc.weight, 4) < 1e-5

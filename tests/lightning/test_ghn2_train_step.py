@@ -15,6 +15,7 @@ the larger of their magnitude and the tensor's RMS), in float64, where the refer
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -138,10 +139,9 @@ def _run_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str) -
     module = GHNModule(
         ghn="ghn2",
         num_classes=10,
-        optimizer="adam",
-        lr=opt["lr"],
-        momentum=opt["betas"][0],
-        weight_decay=opt["weight_decay"],
+        optimizer=functools.partial(
+            torch.optim.Adam, lr=opt["lr"], betas=(opt["betas"][0], 0.999), weight_decay=opt["weight_decay"]
+        ),
         width_rule="uniform",
         widths=None,  # the protocol's fixed widths: the stored C (32) and fc_dim (256)
     )

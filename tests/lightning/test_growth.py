@@ -1,3 +1,5 @@
+import functools
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -8,6 +10,8 @@ from hyperzoo.errors import ConfigError
 from hyperzoo.layers import TemplateWideResNet
 from hyperzoo.lightning import ImageClassifier
 from hyperzoo.lightning.growth import MixtureGrowth, find_template_network
+
+SGD = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
 def _trainer(tmp_path, callbacks, **kw):
@@ -36,7 +40,7 @@ class _Record(Callback):
 
 def test_growth_callback_runs_the_three_phases(tmp_path):
     torch.manual_seed(0)
-    module = ImageClassifier("mgwrn10_2", lr=0.1, weight_decay=0.0)
+    module = ImageClassifier("mgwrn10_2", optimizer=functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9))
     record = _Record()
     growth = MixtureGrowth(member_epochs=[1, 1], policy="orthogonal", growth_lr_scale=0.5)
     trainer = _trainer(tmp_path, [growth, record], max_epochs=3, limit_train_batches=2, limit_val_batches=1)
@@ -53,7 +57,7 @@ def test_growth_callback_runs_the_three_phases(tmp_path):
 
 def test_member_zero_is_frozen_while_member_one_trains(tmp_path):
     torch.manual_seed(0)
-    module = ImageClassifier("mgwrn10_2", lr=0.1, weight_decay=5e-4)
+    module = ImageClassifier("mgwrn10_2", optimizer=SGD)
     record = _Record()
     trainer = _trainer(tmp_path, [MixtureGrowth(member_epochs=[1, 2]), record], max_epochs=4,
                        limit_train_batches=2, limit_val_batches=1)  # fmt: skip
@@ -84,7 +88,7 @@ def test_resume_after_growth_from_a_checkpoint(tmp_path):
 
     def run(max_epochs, ckpt_path=None):
         torch.manual_seed(0)
-        module = ImageClassifier("mgwrn10_2", lr=0.1)
+        module = ImageClassifier("mgwrn10_2", optimizer=SGD)
         ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
         record = _Record()
         trainer = pl.Trainer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import lightning.pytorch as pl
@@ -25,7 +26,7 @@ def _trainer(tmp_path, **kw):
     "kwargs",
     [
         {},
-        {"encoding": "none", "residual": False, "optimizer": "sgd", "lr": 0.01},
+        {"encoding": "none", "residual": False, "optimizer": functools.partial(torch.optim.SGD, lr=0.01)},
         {"per_sample": True},
         {"hypernet": "chunked"},
     ],

@@ -42,7 +42,11 @@ trainer:
       init_args: {at_step: AT_STEP, signal_name: SIGNAL}
 model:
   class_path: hyperzoo.lightning.ImageClassifier
-  init_args: {model: resnet8, lr: 0.05, model_kwargs: {width: 1}}
+  init_args:
+    model: resnet8
+    model_kwargs: {width: 1}
+    optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.05, momentum: 0.9, weight_decay: 1.0e-4}}
+    lr_scheduler: {class_path: hyperzoo.lightning.schedule.WarmupCosineLR, init_args: {warmup_epochs: 0.5}}
 data:
   class_path: hyperzoo.data.CIFAR10DataModule
   init_args: {root: sample, batch_size: 16}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import lightning.pytorch as pl
 import torch
 
@@ -10,8 +12,10 @@ from hyperzoo.lightning.stitch_module import StitchModule
 from hyperzoo.nets import create_model
 from hyperzoo.stitch.snnet import SNNet
 
+SGD = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
-def _fit(module: StitchModule, steps: int = 1) -> None:
+
+def _fit(module: StitchModule, steps: int = 1) -> pl.Trainer:
     trainer = pl.Trainer(
         fast_dev_run=steps,
         accelerator="cpu",
@@ -21,6 +25,7 @@ def _fit(module: StitchModule, steps: int = 1) -> None:
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=CIFAR10DataModule(root="sample", batch_size=8))
+    return trainer
 
 
 def _snnet() -> SNNet:
@@ -31,7 +36,9 @@ def _snnet() -> SNNet:
 def test_fast_dev_run_trains_with_frozen_bn_statistics() -> None:
     sn = _snnet()
     before = {k: v.clone() for k, v in sn.state_dict().items()}
-    _fit(StitchModule(sn, lr=0.05, anchor_lr_scale=0.1, seed=0, freeze_bn=True), steps=2)
+    trainer = _fit(StitchModule(sn, optimizer=SGD, anchor_lr_scale=0.1, seed=0, freeze_bn=True), steps=2)
+    stitches, anchors = trainer.optimizers[0].param_groups
+    assert stitches["lr"] == 0.05 and anchors["lr"] == 0.05 * 0.1  # anchors at the optimizer's lr x anchor_lr_scale
     after = sn.state_dict()
     changed = [k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])]
     assert changed  # the sampled configurations moved their parameters
@@ -42,7 +49,7 @@ def test_fast_dev_run_trains_with_frozen_bn_statistics() -> None:
 def test_frozen_anchors_and_bn_updates_for_eval_mode_anchors() -> None:
     sn = _snnet()
     before = {k: v.clone() for k, v in sn.anchors.state_dict().items()}
-    _fit(StitchModule(sn, lr=0.05, anchor_lr_scale=0.0, freeze_bn=False), steps=2)
+    _fit(StitchModule(sn, optimizer=SGD, anchor_lr_scale=0.0, freeze_bn=False), steps=2)
     after = sn.anchors.state_dict()
     weights = [k for k in before if "running" not in k and "num_batches" not in k]
     assert all(torch.equal(after[k], before[k]) for k in weights)  # anchor_lr_scale=0 freezes the anchors

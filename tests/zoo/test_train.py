@@ -36,7 +36,13 @@ trainer:
           half: {seed_everything: 1, data.init_args.classes: [5, 6, 7, 8, 9], data.init_args.limit: 300}
 model:
   class_path: hyperzoo.lightning.ImageClassifier
-  init_args: {model: resnet8, model_kwargs: {shortcut: B}, lr: 0.1, nesterov: true, weight_decay: 5.0e-4}
+  init_args:
+    model: resnet8
+    model_kwargs: {shortcut: B}
+    optimizer:
+      class_path: torch.optim.SGD
+      init_args: {lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}
+    lr_scheduler: {class_path: hyperzoo.lightning.schedule.WarmupCosineLR, init_args: {warmup_epochs: 0.0}}
 data:
   class_path: hyperzoo.data.ClassSubsetCIFAR10DataModule
   init_args: {root: sample, batch_size: 64, seed: 0}
@@ -70,8 +76,16 @@ def _plain_trainer_run() -> dict[str, torch.Tensor]:
 
     pl.seed_everything(1, workers=True)
     dm = ClassSubsetCIFAR10DataModule(classes=[5, 6, 7, 8, 9], root="sample", batch_size=64, seed=0, limit=300)
+    from functools import partial
+
+    from hyperzoo.lightning.schedule import WarmupCosineLR
+
     module = ImageClassifier(
-        "resnet8", num_classes=5, model_kwargs={"shortcut": "B"}, lr=0.1, nesterov=True, weight_decay=5e-4
+        "resnet8",
+        num_classes=5,
+        model_kwargs={"shortcut": "B"},
+        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        lr_scheduler=partial(WarmupCosineLR, warmup_epochs=0.0),
     )
     trainer = pl.Trainer(
         max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
