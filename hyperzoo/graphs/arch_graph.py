@@ -261,7 +261,7 @@ def batch_graphs(graphs: Sequence[ArchGraph]) -> Batch:
     and ``batch[i]`` give the graphs back.
 
     Raises:
-        ConfigError: no graphs, or something else than :class:`ArchGraph`\ s.
+        ConfigError: no graphs, or anything but single :class:`ArchGraph` objects.
     """
     graphs = list(graphs)
     if not graphs or not all(isinstance(g, ArchGraph) and not isinstance(g, Batch) for g in graphs):
