@@ -174,9 +174,9 @@ class GraphImageDataModule(ImageDataModule):
     """Images (any :class:`ImageDataModule` source) plus a graph store of training architectures.
 
     Training batches are ``(images, labels, graphs)`` with the graphs as one PyG ``Batch``
-    (:func:`~hyperzoo.graphs.arch_graph.batch_graphs`; ``graphs.to_data_list()`` gives them back); validation and test batches are plain ``(images,
-    labels)`` and the architectures to evaluate are :attr:`val_graphs` (the first ``num_val_archs`` of
-    ``val_graphs``'s store), which the GHN module predicts once per validation run.
+    (:func:`~hyperzoo.graphs.arch_graph.batch_graphs`; ``graphs.to_data_list()`` gives them back); validation and
+    test batches are plain ``(images, labels)`` and the architectures to evaluate are :attr:`val_graphs` (the first
+    ``num_val_archs`` of ``val_graphs``'s store), which the GHN module predicts once per validation run.
 
     Args:
         train_graphs: the training graph store (``hyperzoo graphs generate --split train ...``).
@@ -276,9 +276,9 @@ class GraphImageDataModule(ImageDataModule):
 
 
 def collate_meta_batch(step: tuple[Tensor, Tensor, list[Any]]) -> tuple[Tensor, Tensor, Any]:
-    """One step of :class:`GraphImageDataset` with its graphs as one PyG ``Batch`` (node and edge tensors
-    concatenated, edge ids offset; :func:`~hyperzoo.graphs.arch_graph.batch_graphs`).
+    """One step of :class:`GraphImageDataset` with its graphs as one PyG ``Batch``.
 
+    Node and edge tensors are concatenated and edge ids offset (:func:`~hyperzoo.graphs.arch_graph.batch_graphs`).
     The sampler already groups images and graphs into one item per step, so there is nothing else to collate.
     """
     from hyperzoo.graphs.arch_graph import batch_graphs

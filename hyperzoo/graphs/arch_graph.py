@@ -108,7 +108,7 @@ class ArchGraph(Data):
         return None
 
     def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-        """Batching: only ``edge_index`` holds node ids (PyG's default would also offset ``index``, a store position)."""
+        """Batching: only ``edge_index`` holds node ids (PyG's default also offsets ``index``, a store position)."""
         return self.num_nodes if key == "edge_index" else 0
 
     # ------------------------------------------------------------------------------------------------------
@@ -267,11 +267,12 @@ def batch_graphs(graphs: Sequence[ArchGraph]) -> Batch:
     if not graphs or not all(isinstance(g, ArchGraph) and not isinstance(g, Batch) for g in graphs):
         kinds = sorted({type(g).__name__ for g in graphs})
         raise ConfigError(f"batch_graphs: expected one or more ArchGraphs (not batches), got {len(graphs)} of {kinds}")
-    python_keys = sorted({k for g in graphs for k in g.keys() if not isinstance(g[k], Tensor)} - {"num_nodes"})
+    stores = [g.to_dict() for g in graphs]
+    python_keys = sorted({k for d in stores for k, v in d.items() if not isinstance(v, Tensor)} - {"num_nodes"})
     batch = Batch.from_data_list(graphs, exclude_keys=python_keys)
     slices = torch.arange(len(graphs) + 1)
     for key in python_keys:
-        batch[key] = [g[key] if key in g else None for g in graphs]
+        batch[key] = [d.get(key) for d in stores]
         batch._slice_dict[key] = slices  # Batch.get_example / to_data_list hand entry i to graph i
         batch._inc_dict[key] = None
     return batch

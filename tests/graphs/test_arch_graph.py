@@ -102,7 +102,7 @@ def test_batch_graphs_offsets_edges_and_keeps_python_values_per_graph():
     assert b.net_args == [g.net_args, h.net_args] and b.index == [3, 7] and b.s_max == [g.s_max, h.s_max]
     for original, back in zip([g, h], b.to_data_list()):
         assert type(back) is ArchGraph and sorted(back.keys()) == sorted(original.keys())
-        for key in original.keys():
+        for key in original.to_dict():
             a, c = original[key], back[key]
             assert type(a) is type(c) and (torch.equal(a, c) if isinstance(a, torch.Tensor) else a == c), key
     assert b[1].net_args == {"model": "resnet20"} and b[1].index == 7
