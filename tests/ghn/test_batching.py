@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,3 +74,16 @@ def test_a_batch_keeps_each_graphs_nodes_in_order(models):
     assert batch.ptr.tolist() == [0, sizes[0], sizes[0] + sizes[1], sum(sizes)]
     with torch.no_grad():
         assert ghn.embed_nodes(batch).shape == (sum(sizes), TINY["hid"])
+
+
+def test_importing_the_ghn_first_shows_no_pyg_jit_warning():
+    """PyG's ``torch.jit.script`` FutureWarning is filtered even when ``ghn.py`` imports torch_geometric first."""
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", "import hyperzoo.ghn.ghn"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
