@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from hyperzoo.errors import ConfigError as ConfigError
 from hyperzoo.errors import DataError as DataError
 from hyperzoo.errors import HyperzooError as HyperzooError
 from hyperzoo.errors import UnknownNameError as UnknownNameError
+
+# torch_geometric warns about torch.jit.script on import; set here, before any subpackage imports it first
+warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
 if TYPE_CHECKING:  # imported on first use, like the names of _LAZY: `import hyperzoo` loads no torch
     from hyperzoo.nets import create_model as create_model

@@ -9,6 +9,7 @@ May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``
 
 from hyperzoo.data.augment import BatchAugment, crop_flip
 from hyperzoo.data.cache import build_h5_cache, cache_path, decode_image, inspect_h5_cache
+from hyperzoo.data.class_subset import ClassSubsetCIFAR10DataModule
 from hyperzoo.data.datamodules import (
     CIFAR10DataModule,
     CIFAR100DataModule,
@@ -16,7 +17,6 @@ from hyperzoo.data.datamodules import (
     ImageFolderDataModule,
     ImageNetDataModule,
 )
-from hyperzoo.data.class_subset import ClassSubsetCIFAR10DataModule
 from hyperzoo.data.fixed_batches import test_batches, train_batches
 from hyperzoo.data.h5_dataset import H5ImageDataset
 from hyperzoo.data.meta_batches import GraphImageDataModule, GraphImageDataset, MetaBatchSampler

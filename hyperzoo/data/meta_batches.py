@@ -2,7 +2,8 @@
 
 One sampler drives one DataLoader (one way in): :class:`MetaBatchSampler` yields ``(image indices, graph
 indices)`` pairs; :class:`GraphImageDataset` turns a pair into ``(uint8 images, labels, [ArchGraph, ...])``; the
-DataModule augments the images on the device and hands the graphs over untouched. An epoch is one pass over the
+loader collates the graphs into one PyG ``Batch`` (:func:`collate_meta_batch`, in the worker processes); the
+DataModule augments the images on the device and hands the graphs over on the CPU. An epoch is one pass over the
 training images (the reference's convention); architectures are drawn from the graph store without replacement,
 reshuffled whenever it is exhausted, and sharded by rank under DDP so each process predicts different networks.
 """
@@ -23,7 +24,14 @@ from hyperzoo.data.resumable import ResumableDataLoader
 from hyperzoo.data.sampler import ShardedBatchSampler
 from hyperzoo.errors import DataError
 
-__all__ = ["OVERFLOW_RULES", "GraphImageDataModule", "GraphImageDataset", "MetaBatchSampler", "meta_batches"]
+__all__ = [
+    "OVERFLOW_RULES",
+    "GraphImageDataModule",
+    "GraphImageDataset",
+    "MetaBatchSampler",
+    "collate_meta_batch",
+    "meta_batches",
+]
 
 OVERFLOW_RULES = ("skip", "carry")
 
@@ -165,9 +173,10 @@ class GraphImageDataset(Dataset):
 class GraphImageDataModule(ImageDataModule):
     """Images (any :class:`ImageDataModule` source) plus a graph store of training architectures.
 
-    Training batches are ``(images, labels, graphs)``; validation and test batches are plain ``(images,
-    labels)`` and the architectures to evaluate are :attr:`val_graphs` (the first ``num_val_archs`` of
-    ``val_graphs``'s store), which the GHN module predicts once per validation run.
+    Training batches are ``(images, labels, graphs)`` with the graphs as one PyG ``Batch``
+    (:func:`~hyperzoo.graphs.arch_graph.batch_graphs`; ``graphs.to_data_list()`` gives them back); validation and
+    test batches are plain ``(images, labels)`` and the architectures to evaluate are :attr:`val_graphs` (the first
+    ``num_val_archs`` of ``val_graphs``'s store), which the GHN module predicts once per validation run.
 
     Args:
         train_graphs: the training graph store (``hyperzoo graphs generate --split train ...``).
@@ -247,7 +256,7 @@ class GraphImageDataModule(ImageDataModule):
             GraphImageDataset(self.train_set, self.train_store),
             sampler=sampler,
             batch_size=None,
-            collate_fn=_identity,
+            collate_fn=collate_meta_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed),
@@ -260,11 +269,19 @@ class GraphImageDataModule(ImageDataModule):
         return super().on_after_batch_transfer(batch, dataloader_idx)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        if len(batch) == 3:  # graphs stay on the CPU: the GHN builds its batch from them
+        if len(batch) == 3:  # graphs stay on the CPU: the GHN moves the node and edge tensors it embeds
             images, labels, graphs = batch
             return images.to(device, non_blocking=True), labels.to(device, non_blocking=True), graphs
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
 
-def _identity(x: Any) -> Any:
-    return x
+def collate_meta_batch(step: tuple[Tensor, Tensor, list[Any]]) -> tuple[Tensor, Tensor, Any]:
+    """One step of :class:`GraphImageDataset` with its graphs as one PyG ``Batch``.
+
+    Node and edge tensors are concatenated and edge ids offset (:func:`~hyperzoo.graphs.arch_graph.batch_graphs`).
+    The sampler already groups images and graphs into one item per step, so there is nothing else to collate.
+    """
+    from hyperzoo.graphs.arch_graph import batch_graphs
+
+    images, labels, graphs = step
+    return images, labels, batch_graphs(graphs)

@@ -29,13 +29,14 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 
 from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_into, tile_to_shape
 from hyperzoo.ghn.gatedgnn import GatedGNN
 from hyperzoo.ghn.shape_encoder import ShapeEncoder
 from hyperzoo.ghn.unpredicted import check_unmapped, report_unpredicted
-from hyperzoo.graphs.arch_graph import ArchGraph
+from hyperzoo.graphs.arch_graph import ArchGraph, as_graph_list, batch_graphs
 from hyperzoo.graphs.sharing import first_uses
 from hyperzoo.graphs.vocabulary import NUM_REFERENCE_PRIMITIVES, OP_ID, PRIMITIVES
 from hyperzoo.hypernets.functional import install_parameters, set_norm_statistics
@@ -186,25 +187,31 @@ class GHN(nn.Module):
         return build_graph(model, self.graph_rules, input_size=input_size, s_max=self.s_max, name=name, **kwargs)
 
     # ------------------------------------------------------------------ graphs -> node embeddings
-    def embed_nodes(self, graphs: ArchGraph | Sequence[ArchGraph], skip_unknown: bool = False) -> Tensor:
+    def embed_nodes(self, graphs: ArchGraph | Sequence[ArchGraph] | Batch, skip_unknown: bool = False) -> Tensor:
         """Node embeddings ``[sum N, hid]`` of one graph or a batch of graphs (in order), after the encoder.
 
         Args:
-            graphs: the graphs; their nodes are concatenated.
+            graphs: one graph, a PyG :class:`~torch_geometric.data.Batch` of graphs
+                (:func:`~hyperzoo.graphs.arch_graph.batch_graphs`), or a sequence of graphs (batched here, once).
             skip_unknown: embed nodes whose op the GHN has no row for by their shape only, instead of raising
                 :class:`UnpredictableLayerError`.
         """
-        graph_list = [graphs] if isinstance(graphs, ArchGraph) else list(graphs)
-        if not graph_list:
-            raise HyperzooError("embed_nodes: no graphs given")
+        if isinstance(graphs, ArchGraph):  # one graph, or a Batch (also an ArchGraph): its nodes and edges as they are
+            batch = graphs
+        else:
+            graph_list = list(graphs)
+            if not graph_list:
+                raise HyperzooError("embed_nodes: no graphs given")
+            # one graph is its own batch: no copy (0.06 ms against 1.1 ms for a Batch of one, ResNet-50,
+            # experiments/bench_graph_batching.py) and it keeps its cached sweep plan
+            batch = graph_list[0] if len(graph_list) == 1 else batch_graphs(graph_list)
         device = self.op_embed.weight.device
-        counts = [int(g.num_nodes) for g in graph_list]
-        op = torch.cat([g.op for g in graph_list]).to(device)
-        shape = torch.cat([g.shape for g in graph_list]).to(device)
+        op = batch.op.to(device)
+        shape = batch.shape.to(device)
         known = op < self.num_ops
         if not bool(known.all()):
             if not skip_unknown:
-                raise UnpredictableLayerError(self._unknown_message(graph_list))
+                raise UnpredictableLayerError(self._unknown_message(as_graph_list(batch)))
             x = self.op_embed(torch.where(known, op, 0)) * known.unsqueeze(1)
         else:
             x = self.op_embed(op)
@@ -212,11 +219,15 @@ class GHN(nn.Module):
         if self.hypernet == "mlp":
             x = self.gnn(x)
         else:
-            edge_index, edge_dist, ptr = _batch_edges(graph_list, counts, self.s_max)
+            edge_index, edge_dist = batch.edge_index.long(), batch.edge_dist
+            keep = edge_dist <= self.s_max  # virtual edges up to this GHN's s_max
+            if not bool(keep.all()):
+                edge_index, edge_dist = edge_index[:, keep], edge_dist[keep]
             if self.hypernet == "gatedgnn":
-                plan = _sweep_plan(graph_list, edge_index, edge_dist, self.s_max, self.ve, device, x.dtype)
+                plan = _sweep_plan(batch, edge_index, edge_dist, self.s_max, self.ve, device, x.dtype)
                 x = self.gnn(x, edge_index.to(device), edge_dist.to(device), plan)
             else:
+                ptr = batch.ptr if isinstance(batch, Batch) else torch.tensor([0, int(batch.num_nodes)])
                 x = self.gnn(x, edge_index.to(device), edge_dist.to(device), ptr.to(device))
         return self.node_norm(x) if self.node_norm is not None else x
 
@@ -266,7 +277,7 @@ class GHN(nn.Module):
     def predict_batch(
         self,
         models: Sequence[nn.Module],
-        graphs: Sequence[ArchGraph] | None = None,
+        graphs: Sequence[ArchGraph] | Batch | None = None,
         skip_unknown: bool = False,
         allow_unpredicted: bool = False,
     ) -> list[dict[str, Tensor]]:
@@ -274,7 +285,8 @@ class GHN(nn.Module):
 
         Args:
             models: the networks (used for parameter shapes and module types; their values are not read).
-            graphs: their graphs (built with :func:`graph_from_module` where ``None``).
+            graphs: their graphs, a list or a :class:`~torch_geometric.data.Batch` (built with
+                :func:`graph_from_module` where ``None``).
             skip_unknown: leave parameters whose op the GHN cannot embed out of the result (with a warning)
                 instead of raising :class:`UnpredictableLayerError` (the same as ``allow_unpredicted``).
             allow_unpredicted: leave every parameter the GHN cannot predict (unknown ops, parameters without a
@@ -297,7 +309,7 @@ class GHN(nn.Module):
     def _predict_blocks(
         self,
         models: Sequence[nn.Module],
-        graphs: Sequence[ArchGraph] | None = None,
+        graphs: Sequence[ArchGraph] | Batch | None = None,
         skip_unknown: bool = False,
         allow_unpredicted: bool = False,
     ) -> list[dict[str, tuple[Tensor, torch.Size]]]:
@@ -310,7 +322,7 @@ class GHN(nn.Module):
         models = list(models)
         graph_list = self._graphs_of(models, graphs, allow)
         check_unmapped(graph_list, allow)
-        x = self.embed_nodes(graph_list, skip_unknown=allow)
+        x = self.embed_nodes(graphs if isinstance(graphs, Batch) else graph_list, skip_unknown=allow)
         all_params = [dict(m.named_parameters()) for m in models]
         jobs = self._decoder_jobs(graph_list, all_params)
         out: list[dict[str, tuple[Tensor, torch.Size]]] = [{} for _ in models]
@@ -325,11 +337,13 @@ class GHN(nn.Module):
         report_unpredicted(models, out, allow, graph_list)
         return out
 
-    def _graphs_of(self, models: list[nn.Module], graphs: Sequence[ArchGraph] | None, allow: bool) -> list[ArchGraph]:
+    def _graphs_of(
+        self, models: list[nn.Module], graphs: Sequence[ArchGraph] | Batch | None, allow: bool
+    ) -> list[ArchGraph]:
         """The given graphs (checked against this GHN's graph rules), or the models' graphs built with them."""
         if graphs is None:
             return [self.graph(m, allow_unpredicted=allow) for m in models]
-        graph_list = list(graphs)
+        graph_list = as_graph_list(graphs)
         if len(graph_list) != len(models):
             raise HyperzooError(f"predict_batch: {len(models)} networks but {len(graph_list)} graphs")
         from hyperzoo.graphs.rules import check_compatible
@@ -483,7 +497,11 @@ class GHN(nn.Module):
         """
         single = isinstance(model, nn.Module)
         models = [model] if isinstance(model, nn.Module) else list(model)
-        graphs = None if graph is None else ([graph] if isinstance(graph, ArchGraph) else list(graph))
+        graphs: Sequence[ArchGraph] | Batch | None = None
+        if isinstance(graph, Batch):  # a Batch is an ArchGraph too: it holds one graph per model
+            graphs = graph
+        elif graph is not None:
+            graphs = [graph] if isinstance(graph, ArchGraph) else list(graph)
         preds = self._predict_blocks(models, graphs, skip_unknown=skip_unknown, allow_unpredicted=allow_unpredicted)
         for net, pred in zip(models, preds):
             blocks = {name: block for name, (block, _) in pred.items()}
@@ -528,20 +546,8 @@ def set_bn_batch_stats(model: nn.Module) -> nn.Module:
     return set_norm_statistics(model, "batch")
 
 
-def _batch_edges(graphs: Sequence[ArchGraph], counts: Sequence[int], s_max: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Concatenates the edges (up to distance ``s_max``) of several graphs with node offsets; returns them and ptr."""
-    ptr = torch.zeros(len(counts) + 1, dtype=torch.long)
-    ptr[1:] = torch.tensor(counts).cumsum(0)
-    eis, eds = [], []
-    for g, start in zip(graphs, ptr.tolist()):
-        keep = g.edge_dist <= s_max
-        eis.append(g.edge_index[:, keep].long() + start)
-        eds.append(g.edge_dist[keep])
-    return torch.cat(eis, dim=1), torch.cat(eds), ptr
-
-
 def _sweep_plan(
-    graphs: Sequence[ArchGraph],
+    graph: ArchGraph,
     edge_index: Tensor,
     edge_dist: Tensor,
     s_max: int,
@@ -549,7 +555,7 @@ def _sweep_plan(
     device: torch.device,
     dtype: torch.dtype = torch.float32,
 ) -> Any:
-    """The GatedGNN's sweep plan of a batch; a single graph keeps its plan (a prebuilt graph is planned once).
+    """The GatedGNN's sweep plan of a graph or a :class:`Batch`; a single graph keeps its plan (planned once).
 
     The cache lives in the graph's instance ``__dict__`` (ArchGraph is unhashable), keyed by the edge tensor's
     identity, the cutoff and the device, so an edited or re-cut graph is planned again.
@@ -559,14 +565,13 @@ def _sweep_plan(
     if not ve:
         keep = edge_dist == 1
         edge_index, edge_dist = edge_index[:, keep], edge_dist[keep]
-    graph = graphs[0]
+    single = not isinstance(graph, Batch)  # a batch is built per call: nothing to cache it with
     key = (graph.edge_index.data_ptr(), int(graph.edge_index.shape[1]), s_max, ve, str(device), dtype)
     cached = graph.__dict__.get("_hyperzoo_plan")
-    if len(graphs) == 1 and cached is not None and cached[0] == key:
+    if single and cached is not None and cached[0] == key:
         return cached[1]
-    n = sum(int(g.num_nodes) for g in graphs)
-    forward, backward = sweep_plan(n, edge_index, edge_dist, dtype=dtype)
+    forward, backward = sweep_plan(int(graph.num_nodes), edge_index, edge_dist, dtype=dtype)
     plan = ([step.to(device) for step in forward], [step.to(device) for step in backward])
-    if len(graphs) == 1:
+    if single:
         graph.__dict__["_hyperzoo_plan"] = (key, plan)
     return plan

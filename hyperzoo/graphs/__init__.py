@@ -16,7 +16,7 @@ from hyperzoo._lazy import lazy_exports
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
 if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.graphs` loads no torch
-    from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph, distance_matrix, shape_to_4d
+    from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph, batch_graphs, distance_matrix, shape_to_4d
     from hyperzoo.graphs.from_module import UnmappedModuleError, graph_from_module
     from hyperzoo.graphs.param_ops import FUNCTION_OPS, param_op
     from hyperzoo.graphs.topology import shortest_path_lengths, topological_depth, topological_order
@@ -40,6 +40,7 @@ __all__ = [
     "REFERENCE_PRIMITIVES",
     "ArchGraph",
     "UnmappedModuleError",
+    "batch_graphs",
     "canonical_op_name",
     "distance_matrix",
     "graph_from_module",

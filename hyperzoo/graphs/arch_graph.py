@@ -14,15 +14,17 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.graphs.topology import shortest_path_lengths, topological_order
 from hyperzoo.graphs.vocabulary import OP_ID, PRIMITIVES, op_id
 
-__all__ = ["DEFAULT_S_MAX", "ArchGraph", "distance_matrix", "shape_to_4d"]
+__all__ = ["DEFAULT_S_MAX", "ArchGraph", "as_graph_list", "batch_graphs", "distance_matrix", "shape_to_4d"]
 
 DEFAULT_S_MAX = 50
+NODE_KEYS = ("op", "shape")  # one row per node: concatenated along dim 0
+EDGE_KEYS = ("edge_index", "edge_dist")  # one column (edge_index) or entry (edge_dist) per edge
 
 
 def shape_to_4d(shape: Sequence[int] | None) -> tuple[int, int, int, int]:
@@ -70,6 +72,11 @@ class ArchGraph(Data):
         - **shape:** ``[N, 4]``
         - **edge_index:** ``[2, E]``
         - **edge_dist:** ``[E]``
+
+    Batching (:meth:`__cat_dim__`, :meth:`__inc__`; use :func:`batch_graphs`): node tensors (``op``, ``shape``) and
+    edge tensors (``edge_index``, ``edge_dist``) are concatenated, ``edge_index`` offset by the nodes of the graphs
+    before it; any other tensor is one per graph (stacked); Python values (``param_names``, ``name``,
+    ``net_args``, ``s_max``, ``index``...) stay one per graph.
     """
 
     def __init__(
@@ -91,6 +98,18 @@ class ArchGraph(Data):
             name=name,
             **kwargs,
         )
+
+    def __cat_dim__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        """Batching: edges along their last dimension, node/edge attributes along the first, others stacked."""
+        if key == "edge_index":
+            return 1
+        if key in NODE_KEYS or key in EDGE_KEYS:
+            return 0
+        return None
+
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        """Batching: only ``edge_index`` holds node ids (PyG's default also offsets ``index``, a store position)."""
+        return self.num_nodes if key == "edge_index" else 0
 
     # ------------------------------------------------------------------------------------------------------
     # construction
@@ -230,6 +249,40 @@ class ArchGraph(Data):
         """Number of nodes per op name, in vocabulary order."""
         counts = torch.bincount(self.op, minlength=len(PRIMITIVES)).tolist()
         return {PRIMITIVES[i]: c for i, c in enumerate(counts) if c}
+
+
+def batch_graphs(graphs: Sequence[ArchGraph]) -> Batch:
+    """One PyG :class:`~torch_geometric.data.Batch` of several graphs: their disjoint union.
+
+    ``Batch.from_data_list`` with :class:`ArchGraph`'s batching rules (node and edge tensors concatenated, edge ids
+    offset, ``batch`` and ``ptr`` added), except that Python values stay one per graph, as lists
+    (``batch.net_args[i]``); ``Batch.from_data_list`` alone would turn numbers into tensors and merge
+    dictionaries key by key (``net_args`` of different networks have different keys). ``batch.to_data_list()``
+    and ``batch[i]`` give the graphs back.
+
+    Raises:
+        ConfigError: no graphs, or anything but single :class:`ArchGraph` objects.
+    """
+    graphs = list(graphs)
+    if not graphs or not all(isinstance(g, ArchGraph) and not isinstance(g, Batch) for g in graphs):
+        kinds = sorted({type(g).__name__ for g in graphs})
+        raise ConfigError(f"batch_graphs: expected one or more ArchGraphs (not batches), got {len(graphs)} of {kinds}")
+    stores = [g.to_dict() for g in graphs]
+    python_keys = sorted({k for d in stores for k, v in d.items() if not isinstance(v, Tensor)} - {"num_nodes"})
+    batch = Batch.from_data_list(graphs, exclude_keys=python_keys)
+    slices = torch.arange(len(graphs) + 1)
+    for key in python_keys:
+        batch[key] = [d.get(key) for d in stores]
+        batch._slice_dict[key] = slices  # Batch.get_example / to_data_list hand entry i to graph i
+        batch._inc_dict[key] = None
+    return batch
+
+
+def as_graph_list(graphs: ArchGraph | Sequence[ArchGraph] | Batch) -> list[ArchGraph]:
+    """The graphs of one graph, a sequence of graphs or a :class:`Batch` of them (``to_data_list``), as a list."""
+    if isinstance(graphs, Batch):
+        return graphs.to_data_list()
+    return [graphs] if isinstance(graphs, ArchGraph) else list(graphs)
 
 
 def distance_matrix(graph: ArchGraph, s_max: int | None = None) -> Tensor:

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torch_geometric.data import Batch
 
 from hyperzoo.ghn.ghn import GHN
 from hyperzoo.ghn.variants import create_ghn
-from hyperzoo.graphs.arch_graph import ArchGraph, shape_to_4d
+from hyperzoo.graphs.arch_graph import ArchGraph, as_graph_list, shape_to_4d
 from hyperzoo.hypernets.functional import functional_forward, prune_parameters, set_norm_statistics
 from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, optimizer_config, set_optimizer_args
 
@@ -189,8 +190,9 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         return images.contiguous(memory_format=torch.channels_last) if self.hp.channels_last else images
 
     # ------------------------------------------------------------------ steps
-    def training_step(self, batch: tuple[Tensor, Tensor, list[ArchGraph]], batch_idx: int) -> Tensor | None:
-        images, labels, graphs = batch
+    def training_step(self, batch: tuple[Tensor, Tensor, Batch | list[ArchGraph]], batch_idx: int) -> Tensor | None:
+        images, labels, meta_batch = batch  # the graphs as a PyG Batch (GraphImageDataModule) or a list
+        graphs = as_graph_list(meta_batch)  # one per network: each is built, and maybe widened, on its own
         images = self._images(images)
         self._rng.seed(hash((self.hp.num_classes, self.global_step, self.global_rank)))
         nets, graphs = self._targets(graphs, self.hp.widths)

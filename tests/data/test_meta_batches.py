@@ -66,3 +66,20 @@ def test_ranks_get_different_architectures_and_big_graphs_are_left_out():
 def test_no_graph_within_budget_is_an_error():
     with pytest.raises(DataError, match="max_nodes"):
         MetaBatchSampler(torch.arange(10), 2, np.array([500, 600]), max_nodes=100)
+
+
+def test_collate_gives_the_meta_batch_as_one_pyg_batch():
+    from torch_geometric.data import Batch
+
+    from hyperzoo.data.meta_batches import collate_meta_batch
+    from hyperzoo.graphs import ArchGraph
+
+    def chain(n: int) -> ArchGraph:
+        return ArchGraph.from_dag(["input"] + ["conv"] * (n - 1), [""] + [f"c{i}.weight" for i in range(1, n)],
+                                  [None] + [(4, 4, 3, 3)] * (n - 1), [(i, i + 1) for i in range(n - 1)])  # fmt: skip
+
+    images, labels = torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1])
+    x, y, graphs = collate_meta_batch((images, labels, [chain(3), chain(5)]))
+    assert x is images and y is labels
+    assert isinstance(graphs, Batch) and graphs.num_graphs == 2 and graphs.ptr.tolist() == [0, 3, 8]
+    assert graphs.param_names[1][4] == "c4.weight" and int(graphs.edge_index.min()) == 0

@@ -4,6 +4,7 @@ from torch_geometric.data import Batch
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.graphs import OP_ID, ArchGraph, distance_matrix, shape_to_4d
+from hyperzoo.graphs.arch_graph import as_graph_list, batch_graphs
 
 
 def residual_block(**kw) -> ArchGraph:
@@ -87,3 +88,38 @@ def test_empty_edges_and_tensor_edges():
     assert g.num_nodes == 1 and g.edge_index.shape == (2, 0)
     g2 = ArchGraph.from_dag(["input", "conv"], ["", "w"], [None, (1, 1)], torch.tensor([[0], [1]]))
     assert g2.edge_dist.tolist() == [1]
+
+
+def test_batch_graphs_offsets_edges_and_keeps_python_values_per_graph():
+    g, h = residual_block(), residual_block().with_s_max(1)
+    g.net_args, h.net_args = {"C": 16, "genotype": {"normal": [["conv", 0]]}}, {"model": "resnet20"}
+    g.index, h.index = 3, 7  # a store position: not a node id, so never offset
+    b = batch_graphs([g, h])
+    assert isinstance(b, Batch) and isinstance(b, ArchGraph) and b.num_graphs == 2
+    assert b.ptr.tolist() == [0, 8, 16] and b.batch.tolist() == [0] * 8 + [1] * 8
+    torch.testing.assert_close(b.edge_index, torch.cat([g.edge_index, h.edge_index + 8], dim=1))
+    torch.testing.assert_close(b.edge_dist, torch.cat([g.edge_dist, h.edge_dist]))
+    assert b.net_args == [g.net_args, h.net_args] and b.index == [3, 7] and b.s_max == [g.s_max, h.s_max]
+    for original, back in zip([g, h], b.to_data_list()):
+        assert type(back) is ArchGraph and sorted(back.keys()) == sorted(original.keys())
+        for key in original.to_dict():
+            a, c = original[key], back[key]
+            assert type(a) is type(c) and (torch.equal(a, c) if isinstance(a, torch.Tensor) else a == c), key
+    assert b[1].net_args == {"model": "resnet20"} and b[1].index == 7
+
+
+def test_plain_batch_from_data_list_offsets_only_edge_ids():
+    g = residual_block()
+    g.index = 5
+    b = Batch.from_data_list([g, g])
+    assert b.index.tolist() == [5, 5]  # PyG's default would add the node count to anything named *index
+    assert int(b.edge_index[:, g.edge_index.shape[1] :].min()) == 8
+
+
+def test_batch_graphs_refuses_nothing_and_batches():
+    with pytest.raises(ConfigError, match="one or more ArchGraphs"):
+        batch_graphs([])
+    with pytest.raises(ConfigError, match="one or more ArchGraphs"):
+        batch_graphs([batch_graphs([residual_block(), residual_block()])])
+    g = residual_block()
+    assert as_graph_list(g) == [g] and len(as_graph_list(batch_graphs([g, g]))) == 2
