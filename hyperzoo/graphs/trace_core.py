@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,7 +103,7 @@ class OpNode:
     keepdim: bool | None = None
 
 
-Source = Union[OpNode, Param]
+Source = OpNode | Param
 #: ``infer(param, chain) -> op or None``: the role of a parameter with no known op, from its consumers
 #: (``chain[0]`` reads the parameter, ``chain[i + 1]`` reads ``chain[i]``, up to the output).
 Infer = Callable[[Param, list[OpNode]], "str | None"]
