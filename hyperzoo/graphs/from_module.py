@@ -120,7 +120,7 @@ def ops_from_autograd(
             continue
         kind = type(fn).__name__
         if kind == "AccumulateGrad":
-            var = fn.variable
+            var = fn.variable  # type: ignore[attr-defined]
             key = alias.get(id(var), id(var)) if alias else id(var)
             memo[fn] = params.get(key) or Param(None, tuple(var.shape), key=key)
             continue
@@ -212,7 +212,6 @@ def graph_from_module(
             to a real pass, with a warning naming the model and the cause (once per model and cause; the cause is
             also in ``graph.meta_fallback``, ``""`` when the meta trace ran); ``False`` forces the real pass. Both
             give equal graphs for all 80 torchvision classifiers (``experiments/check_meta_trace.py``).
-
         rules: ``"ghn2"`` (the reference GHN-2's node rules, the default) or ``"hyperzoo"`` (``cse`` nodes for
             sigmoid-gated products, ``msa`` nodes for attention kernels); see :data:`WALK_RULES`.
 

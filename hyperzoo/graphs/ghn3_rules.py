@@ -198,7 +198,7 @@ def _walk(roots: list[OpNode], param_map: dict[int, tuple[str, nn.Module, str]])
         stack: list[tuple[int | None, Any]] = [(enter(root), iter(root.inputs))]
         while stack:
             link_start, children = stack[-1]
-            child = next(children, False)
+            child: Any = next(children, False)
             if child is False:
                 stack.pop()
             elif child is not None:

@@ -221,7 +221,7 @@ def walk(
         stack: list[tuple[Any, int | None, Any]] = [(root, state.enter(root, []), iter(root.inputs))]
         while stack:
             parent, start, children = stack[-1]
-            child = next(children, False)
+            child: Any = next(children, False)
             if child is False:
                 stack.pop()
                 continue
