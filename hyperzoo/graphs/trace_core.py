@@ -63,7 +63,7 @@ all three through :mod:`hyperzoo.graphs.rules`):
 _HYPERZOO_FUNCTIONS = frozenset(k for k, v in FUNCTION_OPS.items() if v == "msa" and k != "Clone")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Param:
     """A tensor that an op reads and no op computes: a parameter, or an unnamed tensor that requires grad.
 
@@ -86,7 +86,7 @@ class Param:
     module: Any = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OpNode:
     """One computation of the traced network (see the module docstring for the protocol).
 
