@@ -21,6 +21,12 @@ reference predicts. :func:`ghn3_graph_from_module` reproduces, step by step:
 4. virtual edges (shortest directed paths up to ``s_max``) and node shapes (a ViT ``(1, T, C)`` positional
    embedding is the 4-D ``(1, C, floor(sqrt T), floor(sqrt T))``).
 
+The forward pass (meta twins first, else a real pass) and the op graph it yields are the autograd adapter's of the
+tracing core (:func:`~hyperzoo.graphs.from_module.meta_forward`, :func:`~hyperzoo.graphs.from_module.real_forward`,
+:func:`~hyperzoo.graphs.from_module.ops_from_autograd`); what is GHN-3's own is the rule variant: the walk of step 1
+(every parameter a node, no roles, no tied uses) and the passes of steps 2-4, which differ from the core's GHN-2
+rules too much to share them.
+
 Parameters are then matched to nodes as the reference's ``_map_net_params`` does (by module: ``weight``/``bias``,
 ``in_proj_weight``/``in_proj_bias``, ``pos_embedding``); every parameter tensor without a matched node is listed in
 ``graph.unmapped`` (e.g. ViT's ``class_token``, ConvNeXt's ``layer_scale``): the reference leaves them at their
