@@ -21,6 +21,12 @@ reference predicts. :func:`ghn3_graph_from_module` reproduces, step by step:
 4. virtual edges (shortest directed paths up to ``s_max``) and node shapes (a ViT ``(1, T, C)`` positional
    embedding is the 4-D ``(1, C, floor(sqrt T), floor(sqrt T))``).
 
+The forward pass (meta twins first, else a real pass) and the op graph it yields are the autograd adapter's of the
+tracing core (:func:`~hyperzoo.graphs.from_module.meta_forward`, :func:`~hyperzoo.graphs.from_module.real_forward`,
+:func:`~hyperzoo.graphs.from_module.ops_from_autograd`); what is GHN-3's own is the rule variant: the walk of step 1
+(every parameter a node, no roles, no tied uses) and the passes of steps 2-4, which differ from the core's GHN-2
+rules too much to share them.
+
 Parameters are then matched to nodes as the reference's ``_map_net_params`` does (by module: ``weight``/``bias``,
 ``in_proj_weight``/``in_proj_bias``, ``pos_embedding``); every parameter tensor without a matched node is listed in
 ``graph.unmapped`` (e.g. ViT's ``class_token``, ConvNeXt's ``layer_scale``): the reference leaves them at their
@@ -40,7 +46,9 @@ from torch import Tensor, nn
 
 from hyperzoo.errors import HyperzooError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
+from hyperzoo.graphs.from_module import meta_forward, ops_from_autograd, real_forward
 from hyperzoo.graphs.topology import shortest_path_lengths, topological_order
+from hyperzoo.graphs.trace_core import OpNode, Param
 
 __all__ = ["ghn3_graph_from_module", "reference_shape_4d"]
 
@@ -143,70 +151,70 @@ def _param_entries(model: nn.Module) -> dict[int, tuple[str, nn.Module, str]]:
     return {id(p): (key, module, real) for key, (p, module, real) in entries.items()}
 
 
-def _walk(outputs: list[Tensor], param_map: dict[int, tuple[str, nn.Module, str]]) -> tuple[list[_RefNode], list]:
-    """The reference's ``traverse_graph`` (depth-first from each output), iteratively; returns nodes and edges."""
+def _walk(roots: list[OpNode], param_map: dict[int, tuple[str, nn.Module, str]]) -> tuple[list[_RefNode], list]:
+    """The reference's ``traverse_graph`` (depth-first from each output), iteratively; returns nodes and edges.
+
+    It walks the op graph of the autograd adapter (:func:`~hyperzoo.graphs.from_module.ops_from_autograd`) with the
+    reference GHN-3's rule variant: every parameter leaf is a node (no roles, no tied uses), a leaf seen again keeps
+    its first position.
+    """
     nodes: dict[int, _RefNode] = {}
     edges: list[tuple[int, int]] = []
     seen: dict[Any, tuple[int | None, str]] = {}
 
-    def enter(fn: Any) -> int | None:
+    def enter(fn: OpNode | Param) -> int | None:
         """Creates the node(s) of an unseen ``fn``; returns its link (the first node)."""
-        fn_name = type(fn).__name__
+        if isinstance(fn, Param):
+            seen[fn] = (None, "AccumulateGrad")
+            return None
         link_start: int | None = None
         node_link: int | None = None
-        if "AccumulateGrad" not in fn_name:
-            leaves: list[tuple[Any, str, Any, Any, Any, Any]] = []
-            for child, _ in fn.next_functions:
-                if child is not None and hasattr(child, "variable"):
-                    var = child.variable
-                    if id(var) not in param_map:
-                        raise HyperzooError(
-                            "the reference GHN-3 graph rules need every autograd leaf to be a parameter; the forward "
-                            "pass reads another tensor that requires grad"
-                        )
-                    ref_name, module, real = param_map[id(var)]
-                    leaves.append((child, ref_name, module, real, tuple(var.shape), None))
-            if not leaves:
-                leaves.append((fn, fn_name, None, None, None, fn))
-            for key, pname, module, real, size, func in leaves:
-                node_link = id(key)
-                if link_start is None:
-                    link_start = node_link
-                seen[key] = (node_link, pname)
-                node = _RefNode(param_name=pname, module=module, real=real, size=size, kernel=None)
-                if func is not None:
-                    kernel = getattr(func, "_saved_kernel_size", None)
-                    node["kernel"] = None if kernel is None else tuple(int(k) for k in kernel)
-                nodes[node_link] = node  # a key seen before keeps its position (dict semantics, as there)
-        seen[fn] = (node_link, fn_name)
+        leaves: list[tuple[Any, str, Any, Any, Any, OpNode | None]] = []
+        for child in fn.inputs:
+            if isinstance(child, Param):
+                if child.key not in param_map:
+                    raise HyperzooError(
+                        "the reference GHN-3 graph rules need every autograd leaf to be a parameter; the forward "
+                        "pass reads another tensor that requires grad"
+                    )
+                ref_name, module, real = param_map[child.key]
+                leaves.append((child, ref_name, module, real, child.shape, None))
+        if not leaves:
+            leaves.append((fn, fn.kind, None, None, None, fn))
+        for key, pname, module, real, size, func in leaves:
+            node_link = id(key)
+            if link_start is None:
+                link_start = node_link
+            seen[key] = (node_link, pname)
+            node = _RefNode(param_name=pname, module=module, real=real, size=size, kernel=None)
+            if func is not None and func.kernel_size is not None:
+                node["kernel"] = tuple(int(k) for k in func.kernel_size)
+            nodes[node_link] = node  # a key seen before keeps its position (dict semantics, as there)
+        seen[fn] = (node_link, fn.kind)
         return link_start
 
-    for out in outputs:
-        root = out.grad_fn
-        if root is None or root in seen:
+    def link(start: int | None, child: OpNode | Param) -> None:
+        target, name = seen[child]
+        if target is not None and start != target:
+            edges.append((start, target) if "bias" in name else (target, start))  # type: ignore[arg-type]
+
+    for root in roots:
+        if root in seen:
             continue
-        start = enter(root)
-        stack = [(start, iter(root.next_functions))]
+        stack: list[tuple[int | None, Any]] = [(enter(root), iter(root.inputs))]
         while stack:
             link_start, children = stack[-1]
-            nxt = next(children, None)
-            if nxt is None:
+            child: Any = next(children, False)
+            if child is False:
                 stack.pop()
-                continue
-            child = nxt[0]
-            if child is None:
-                continue
-            if child in seen:
-                link, name = seen[child]
-                if link is not None and link_start != link:
-                    edges.append((link_start, link) if "bias" in name else (link, link_start))  # type: ignore[arg-type]
-                continue
-            child_start = enter(child)
-            # the edge to the child is added after its subtree in the reference; the edge set is the same
-            link, name = seen[child]
-            if link is not None and link_start != link:
-                edges.append((link_start, link) if "bias" in name else (link, link_start))  # type: ignore[arg-type]
-            stack.append((child_start, iter(child.next_functions)))
+            elif child is not None:
+                if child in seen:
+                    link(link_start, child)
+                    continue
+                child_start = enter(child)
+                link(link_start, child)  # the edge to the child is added after its subtree there; same edge set
+                if isinstance(child, OpNode):
+                    stack.append((child_start, iter(child.inputs)))
     keys = list(nodes)
     index = {k: i for i, k in enumerate(keys)}
     return [nodes[k] for k in keys], [(index[a], index[b]) for a, b in edges]
@@ -214,9 +222,15 @@ def _walk(outputs: list[Tensor], param_map: dict[int, tuple[str, nn.Module, str]
 
 def _trace(model: nn.Module, meta: bool, size: tuple[int, ...]) -> tuple[list[_RefNode], np.ndarray]:
     param_map = _param_entries(model)
-    if meta:
+    if meta and not hasattr(model, "get_var"):  # models with get_var() trace for real
         try:
-            return _trace_meta(model, size, param_map)
+            x = torch.empty(2, *size, device="meta")
+            out, alias = meta_forward(model, (x,), {})
+            outputs = _outputs(out)
+            if not outputs:
+                raise RuntimeError("no output depends on a parameter")
+            nodes, edges = _walk(ops_from_autograd(outputs, {}, alias), param_map)
+            return nodes, _dense(nodes, edges)
         except HyperzooError:
             raise
         except Exception:  # an op without a meta kernel or data-dependent control flow: trace for real
@@ -240,56 +254,18 @@ def _dense(nodes: list[_RefNode], edges: list[tuple[int, int]]) -> np.ndarray:
 
 
 def _trace_real(model: nn.Module, size: tuple[int, ...], param_map: dict) -> tuple[list[_RefNode], np.ndarray]:
-    """A real forward pass; buffers, ``requires_grad`` flags and the global RNG are restored afterwards."""
-    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
-    frozen = [p for p in model.parameters() if not p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(True)
+    """A real forward pass (:func:`~hyperzoo.graphs.from_module.real_forward`: nothing of the model changes)."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    try:
-        with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            x = torch.randn(2, *size, generator=torch.Generator().manual_seed(0)).to(device)
-            try:
-                out = model.get_var() if hasattr(model, "get_var") else model(x)  # type: ignore[operator]
-            except Exception as exc:
-                raise HyperzooError(
-                    f"forward pass of {type(model).__name__} failed on inputs of shape {list(size)}: {exc}"
-                ) from exc
-            nodes, edges = _walk(_outputs(out), param_map)
-    finally:
-        for p in frozen:
-            p.requires_grad_(False)
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                if k in buffers:
-                    b.copy_(buffers[k])
-    return nodes, _dense(nodes, edges)
-
-
-def _trace_meta(model: nn.Module, size: tuple[int, ...], param_map: dict) -> tuple[list[_RefNode], np.ndarray]:
-    """The same walk on ``meta`` twins of the parameters, buffers and input (no arithmetic, nothing changes)."""
-    from torch.func import functional_call
-
-    from hyperzoo.graphs.from_module import _meta_trace_kernels
-
-    if hasattr(model, "get_var"):
-        raise RuntimeError("models with get_var() trace for real")
-    twins: dict[int, Tensor] = {}
-    state: dict[str, Tensor] = {}
-    for key, p in model.named_parameters(remove_duplicate=False):
-        if id(p) not in twins:
-            twins[id(p)] = torch.empty_like(p, device="meta").requires_grad_(True)
-        state[key] = twins[id(p)]
-    for key, b in model.named_buffers(remove_duplicate=False):
-        state[key] = torch.empty_like(b, device="meta")
-    twin_map = {id(twins[pid]): entry for pid, entry in param_map.items() if pid in twins}
-    x = torch.empty(2, *size, device="meta")
-    with torch.random.fork_rng(devices=[]), torch.enable_grad(), _meta_trace_kernels():
-        out = functional_call(model, state, (x,), tie_weights=True, strict=False)
-        outputs = _outputs(out)
-        if not outputs:
-            raise RuntimeError("no output depends on a parameter")
-        nodes, edges = _walk(outputs, twin_map)
+    with real_forward(model):
+        x = torch.randn(2, *size, generator=torch.Generator().manual_seed(0)).to(device)
+        try:
+            out = model.get_var() if hasattr(model, "get_var") else model(x)  # type: ignore[operator]
+        except Exception as exc:
+            raise HyperzooError(
+                f"forward pass of {type(model).__name__} failed on inputs of shape {list(size)}: {exc}"
+            ) from exc
+        roots = ops_from_autograd(_outputs(out), {})
+    nodes, edges = _walk(roots, param_map)
     return nodes, _dense(nodes, edges)
 
 
@@ -568,61 +544,14 @@ def ghn3_graph_from_module(
         reference's own node names and ``graph_rules = "ghn3"``.
     """
     graph_name = name or type(model).__name__
-    if input_size is None:
-        chw = _input_size(model)
-    elif isinstance(input_size, int):
-        chw = (3, input_size, input_size)
-    else:
-        chw = tuple(int(v) for v in input_size)
-        chw = (3, *chw) if len(chw) == 2 else chw
+    chw = _chw(model, input_size)
     nodes, a = _reference_nodes(model, meta, chw)
     n = len(nodes)
-    targets = _layered_targets(model)
-    ops: list[str] = []
-    names: list[str] = []
-    shapes: list[tuple[int, int, int, int]] = []
-    ref_names: list[str] = []
-    predicted: set[str] = set()
+    table = _NodeTable(graph_name, _layered_targets(model))
     for v, node in enumerate(nodes):
-        pname = node["param_name"]
-        module = node["module"]
-        ref_names.append(node["real"] or ("" if module is None else pname))
-        if module is not None:
-            shown = _display_name(pname)
-            op = _module_op(module, shown)
-            if op is None:
-                raise HyperzooError(f"{graph_name}: node {pname!r} has no GHN-3 op (module {type(module).__name__})")
-        else:
-            shown = pname
-            op = _FUNCTION_OPS.get(_prefix(pname), "sum")
-        size: tuple[int, ...] | None = node["size"]
-        if size is None and "pool" in op:
-            size = (1, 1, *node["kernel"]) if node["kernel"] else (1, 1, 3, 3)
-        if size is not None and len(size) == 4 and v == n - 2 and max(size[2:]) == 1:
-            size = size[:2]
-        target = ""
-        if module is not None:
-            key = shown if shown.endswith((".weight", ".bias", "in_proj_weight", "in_proj_bias")) else shown + ".weight"
-            for k in (key, key.replace("to_qkv", "attn.to_qkv").replace("to_out", "attn.to_out")):
-                if k in targets:
-                    target, is_w, real_shape = targets[k]
-                    size = real_shape
-                    if is_w and len(real_shape) == 1:  # a 1-D weight node predicts its module's bias too
-                        bias = getattr(module, "bias", None)
-                        if isinstance(bias, Tensor):
-                            predicted.add(f"{target.rpartition('.')[0]}.bias".lstrip("."))
-                    break
-        ops.append(op)
-        shapes.append(reference_shape_4d(size))
-        if target:
-            if target in predicted:
-                raise HyperzooError(f"{graph_name}: two graph nodes predict {target!r} (reference GHN-3 rules)")
-            names.append(target)
-            predicted.add(target)
-        else:
-            names.append(op if "pool" in op else "")
+        table.add(node, last=v == n - 2)
     named = list(model.named_parameters())
-    unmapped = [p for p, t in named if p not in predicted]
+    unmapped = [p for p, t in named if p not in table.predicted]
     modules = {k: type(m).__name__ for k, m in model.named_modules()}
     owners = {p.rpartition(".")[0] for p in unmapped}
     unmapped_modules = sorted(f"{o or '<root>'} ({modules.get(o, '?')})" for o in owners)
@@ -630,10 +559,10 @@ def ghn3_graph_from_module(
     dist = shortest_path_lengths(n, torch.from_numpy(np.stack([src, dst]).astype(np.int64)), s_max)
     from hyperzoo.graphs.vocabulary import op_id
 
-    graph = ArchGraph._from_dense(
-        torch.tensor([op_id(o) for o in ops], dtype=torch.long),
-        names,
-        torch.tensor(shapes, dtype=torch.long).reshape(n, 4),
+    return ArchGraph._from_dense(
+        torch.tensor([op_id(o) for o in table.ops], dtype=torch.long),
+        table.names,
+        torch.tensor(table.shapes, dtype=torch.long).reshape(n, 4),
         dist,
         name=graph_name,
         s_max=s_max,
@@ -641,7 +570,74 @@ def ghn3_graph_from_module(
         input_size=list(chw),
         unmapped=unmapped,
         unmapped_modules=unmapped_modules,
-        reference_names=ref_names,
+        reference_names=table.ref_names,
         graph_rules="ghn3",
     )
-    return graph
+
+
+def _chw(model: nn.Module, input_size: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """The traced image size ``(C, H, W)``: ``input_size`` (a side, ``(H, W)`` or ``(C, H, W)``) or the reference's."""
+    if input_size is None:
+        return _input_size(model)
+    if isinstance(input_size, int):
+        return (3, input_size, input_size)
+    chw = tuple(int(v) for v in input_size)
+    return (3, *chw) if len(chw) == 2 else chw
+
+
+class _NodeTable:
+    """Per node: op, predicted parameter, 4-D shape and reference name, as the reference's ``_map_net_params``."""
+
+    def __init__(self, graph_name: str, targets: dict[str, tuple[str, bool, tuple[int, ...]]]) -> None:
+        self.graph_name, self.targets = graph_name, targets
+        self.ops: list[str] = []
+        self.names: list[str] = []
+        self.shapes: list[tuple[int, int, int, int]] = []
+        self.ref_names: list[str] = []
+        self.predicted: set[str] = set()
+
+    def add(self, node: _RefNode, last: bool) -> None:
+        """Add one node (``last``: the node before the input node, the classifier, whose 1x1 kernel is 2-D)."""
+        pname = node["param_name"]
+        module = node["module"]
+        self.ref_names.append(node["real"] or ("" if module is None else pname))
+        if module is not None:
+            shown = _display_name(pname)
+            op = _module_op(module, shown)
+            if op is None:
+                raise HyperzooError(
+                    f"{self.graph_name}: node {pname!r} has no GHN-3 op (module {type(module).__name__})"
+                )
+        else:
+            shown = pname
+            op = _FUNCTION_OPS.get(_prefix(pname), "sum")
+        size: tuple[int, ...] | None = node["size"]
+        if size is None and "pool" in op:
+            size = (1, 1, *node["kernel"]) if node["kernel"] else (1, 1, 3, 3)
+        if size is not None and len(size) == 4 and last and max(size[2:]) == 1:
+            size = size[:2]
+        target = ""
+        if module is not None:
+            target, size = self.target(shown, module, size)
+        self.ops.append(op)
+        self.shapes.append(reference_shape_4d(size))
+        if target:
+            if target in self.predicted:
+                raise HyperzooError(f"{self.graph_name}: two graph nodes predict {target!r} (reference GHN-3 rules)")
+            self.names.append(target)
+            self.predicted.add(target)
+        else:
+            self.names.append(op if "pool" in op else "")
+
+    def target(self, shown: str, module: nn.Module, size: Any) -> tuple[str, Any]:
+        """The parameter a module node predicts (``""``: none) and its shape; a 1-D weight covers its bias too."""
+        key = shown if shown.endswith((".weight", ".bias", "in_proj_weight", "in_proj_bias")) else shown + ".weight"
+        for k in (key, key.replace("to_qkv", "attn.to_qkv").replace("to_out", "attn.to_out")):
+            if k in self.targets:
+                target, is_w, real_shape = self.targets[k]
+                if is_w and len(real_shape) == 1:  # a 1-D weight node predicts its module's bias too
+                    bias = getattr(module, "bias", None)
+                    if isinstance(bias, Tensor):
+                        self.predicted.add(f"{target.rpartition('.')[0]}.bias".lstrip("."))
+                return target, real_shape
+        return "", size

@@ -2,12 +2,13 @@
 
 :func:`graph_from_onnx` gives the :class:`~hyperzoo.graphs.arch_graph.ArchGraph` that
 :func:`~hyperzoo.graphs.from_module.graph_from_module` gives for the module the file was exported from: same node
-sequence, op ids, parameter names, shapes and edges. It does so by rebuilding, from the ONNX nodes, the autograd
-graph that the module's forward pass would have recorded (one function per ONNX node on the data path, a leaf per
-parameter, the inputs of each function in autograd's ``next_functions`` order) and running the module path's own
-walk, rewiring and filter passes over it. Node order in the module path comes from a depth-first walk of that
-autograd graph and a generation-wise topological sort, so the reconstruction has to agree with autograd on the
-number of functions along each path, not only on the ops that are kept.
+sequence, op ids, parameter names, shapes and edges. It is the ONNX adapter of the tracing core
+(:mod:`hyperzoo.graphs.trace_core`): it describes the ONNX nodes as the neutral ops the module's forward pass would
+have recorded (one op per ONNX node on the data path, made by the handler of its op type in :data:`ONNX_HANDLERS`,
+a parameter leaf per weight, the inputs of each op in autograd's order) and the core walks, rewires and filters
+them as it does for modules. Node order in the module path comes from a depth-first walk of the autograd graph and
+a generation-wise topological sort, so the ops have to agree with autograd on the number of functions along each
+path, not only on the ops that are kept.
 
 :func:`write_onnx_initializers` puts tensors (predicted parameters) back into a model as initializers, so that
 hyperzoo can predict the weights of a model that exists only as an ONNX file.
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +46,9 @@ import torch
 
 from hyperzoo.errors import ConfigError, DataError, HyperzooError
 from hyperzoo.graphs.arch_graph import DEFAULT_S_MAX, ArchGraph
-from hyperzoo.graphs.from_module import _trace, build_arch_graph
-from hyperzoo.graphs.param_ops import _NAMED_PARAMS
+from hyperzoo.graphs.param_ops import NAMED_PARAMS
+from hyperzoo.graphs.roles import infer_role
+from hyperzoo.graphs.trace_core import OpNode, Param, build_arch_graph, walk
 
 if TYPE_CHECKING:
     import onnx
@@ -74,41 +76,42 @@ class OnnxParameterError(HyperzooError):
     """Tensors given to :func:`write_onnx_initializers` do not fit the model (names, shapes, missing ones)."""
 
 
-# ONNX op -> autograd function class name of the torch op it was exported from. Ops not listed get
-# "<OpType>Backward0", which the module path's filter removes like any function outside the vocabulary.
-_AUTOGRAD_NAMES: dict[str, str] = {
-    "Conv": "ConvolutionBackward0",
-    "ConvTranspose": "ConvolutionBackward0",
-    "BatchNormalization": "NativeBatchNormBackward0",
-    "InstanceNormalization": "NativeBatchNormBackward0",
-    "GroupNormalization": "NativeGroupNormBackward0",
-    "LayerNormalization": "NativeLayerNormBackward0",
-    "Add": "AddBackward0",
-    "Sub": "SubBackward0",
-    "Mul": "MulBackward0",
-    "Div": "DivBackward0",
-    "Concat": "CatBackward0",
-    "MaxPool": "MaxPool2DWithIndicesBackward0",
-    "AveragePool": "AvgPool2DBackward0",
-    "GlobalAveragePool": "MeanBackward1",
-    "ReduceMean": "MeanBackward1",
-    "Softmax": "SoftmaxBackward0",
-    "Relu": "ReluBackward0",
-    "Clip": "HardtanhBackward0",
-    "Sigmoid": "SigmoidBackward0",
-    "HardSigmoid": "HardsigmoidBackward0",
-    "HardSwish": "HardswishBackward0",
-    "Gelu": "GeluBackward0",
-    "Reshape": "ViewBackward0",
-    "Flatten": "ViewBackward0",
-    "Transpose": "PermuteBackward0",
-    "Split": "SplitBackward0",
-    "MatMul": "MmBackward0",
+# ONNX op -> the op kind (torch's autograd naming, :mod:`~hyperzoo.graphs.trace_core`) of the torch op it was
+# exported from. Ops not listed keep their ONNX name as kind, which the core contracts like any op outside the
+# vocabulary.
+_KINDS: dict[str, str] = {
+    "Conv": "Convolution",
+    "ConvTranspose": "Convolution",
+    "BatchNormalization": "NativeBatchNorm",
+    "InstanceNormalization": "NativeBatchNorm",
+    "GroupNormalization": "NativeGroupNorm",
+    "LayerNormalization": "NativeLayerNorm",
+    "Add": "Add",
+    "Sub": "Sub",
+    "Mul": "Mul",
+    "Div": "Div",
+    "Concat": "Cat",
+    "MaxPool": "MaxPool2DWithIndices",
+    "AveragePool": "AvgPool2D",
+    "GlobalAveragePool": "Mean",
+    "ReduceMean": "Mean",
+    "Softmax": "Softmax",
+    "Relu": "Relu",
+    "Clip": "Hardtanh",
+    "Sigmoid": "Sigmoid",
+    "HardSigmoid": "Hardsigmoid",
+    "HardSwish": "Hardswish",
+    "Gelu": "Gelu",
+    "Reshape": "View",
+    "Flatten": "View",
+    "Transpose": "Permute",
+    "Split": "Split",
+    "MatMul": "Mm",
 }
 
 # Ops hyperzoo understands: mapped to the vocabulary, or parameter-free and safely contracted like the module path
 # contracts them. Anything else is reported in ``graph.unsupported_ops``.
-_KNOWN_OPS = frozenset(_AUTOGRAD_NAMES) | {
+_KNOWN_OPS = frozenset(_KINDS) | {
     "Gemm",
     "Identity",
     "Dropout",
@@ -227,42 +230,6 @@ def _load(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
         raise DataError(f"cannot read {path} as an ONNX model: {type(e).__name__}: {e}") from e
 
 
-class _Fn:
-    """Stand-in for an autograd function: ``next_functions`` and the saved attributes the filter reads."""
-
-    next_functions: tuple[tuple[Any, int], ...] = ()
-
-
-class AccumulateGrad:
-    """Stand-in for autograd's leaf function (the trace recognises it by this class name)."""
-
-    def __init__(self, variable: _Param) -> None:
-        self.variable = variable
-        self.next_functions: tuple[tuple[Any, int], ...] = ()
-
-
-@dataclass(eq=False)
-class _Param:
-    """A parameter tensor as the trace sees it (only its identity and shape are used)."""
-
-    name: str
-    shape: tuple[int, ...]
-
-
-_FN_CLASSES: dict[str, type[_Fn]] = {}
-
-
-def _fn(class_name: str, **saved: Any) -> _Fn:
-    """An autograd stand-in whose class name is ``class_name`` (the filter reads ops from class names)."""
-    cls = _FN_CLASSES.get(class_name)
-    if cls is None:
-        cls = _FN_CLASSES[class_name] = type(class_name, (_Fn,), {})
-    fn = cls()
-    for k, v in saved.items():
-        setattr(fn, k, v)
-    return fn
-
-
 def _attrs(node: Any) -> dict[str, Any]:
     from onnx import helper
 
@@ -354,7 +321,7 @@ def _find_weights(model: onnx.ModelProto, data_inputs: Sequence[str] | None) -> 
 def _is_state_key(name: str) -> bool:
     """Whether a name looks like a torch state-dict key (``layer1.0.conv1.weight``, ``class_token``)."""
     leaf = name.rpartition(".")[2]
-    return ("." in name and not name.startswith("onnx::")) or leaf in _NAMED_PARAMS or leaf in ("weight", "bias")
+    return ("." in name and not name.startswith("onnx::")) or leaf in NAMED_PARAMS or leaf in ("weight", "bias")
 
 
 def _check_not_folded(graph: Any) -> None:
@@ -403,8 +370,8 @@ def _param_op(
     if role in ("ln", "ln_bias"):
         return "ln"
     leaf = name.rpartition(".")[2]
-    if leaf in _NAMED_PARAMS:
-        return _NAMED_PARAMS[leaf]
+    if leaf in NAMED_PARAMS:
+        return NAMED_PARAMS[leaf]
     if node.op_type == "MatMul" and slot == 1:
         return "conv"  # a linear layer without Gemm (inputs of rank > 2)
     if node.op_type == "Add" and leaf == "bias":
@@ -449,160 +416,206 @@ def graph_from_onnx(
         name = graph.name or (Path(model).stem if isinstance(model, (str, Path)) else "onnx_model")
     _check_not_folded(graph)
     weights = _find_weights(proto, data_inputs)
-    nodes_in = list(graph.node)
-
-    # tensors that depend on the data inputs; everything else is a weight, a constant, or computed from them
-    data: set[str] = set(weights.data_inputs)
-    for node in nodes_in:
-        if _reads_data(node, data):
-            data.update(o for o in node.output if o)
-
-    params: dict[str, _Param] = {}
-    leaves: dict[str, AccumulateGrad] = {}
-    param_op_of: dict[str, str | None] = {}
-    fn_of: dict[str, Any] = {}  # tensor -> the stand-in function (or leaf) that produced it
-    producer = {out: node for node in nodes_in for out in node.output if out}
-    weight_fns: dict[str, Any] = {}
-
-    def weight_source(t: str, user: Any, slot: int) -> Any:
-        """The leaf (or chain of functions over a leaf) for a non-data input, or None for a constant."""
-        if t in weights.shapes:
-            if t.endswith(_BUFFER_SUFFIXES) or _WEIGHT_SLOTS.get((user.op_type, slot)) == "buffer":
-                return None  # buffers have no gradient, so no autograd leaf
-            if t not in leaves:
-                shape = weights.shapes[t] or ()
-                params[t] = _Param(t, shape)
-                leaves[t] = AccumulateGrad(params[t])
-                param_op_of[t] = _param_op(t, user, slot, shape, param_ops, producer)
-            return leaves[t]
-        node = producer.get(t)
-        if node is None or node.op_type in _METADATA_OPS or t in data:
-            return None  # a constant, or a data tensor read for its type only (CastLike)
-        if t in weight_fns:
-            return weight_fns[t]
-        # an op on weights only (transposed linear weight, expanded class token): its own function, as in autograd
-        # through a transpose, reshape or cast the weight keeps the role of the slot it ends up in
-        keep_role = node.op_type in _WEIGHT_VIEWS
-        srcs = [
-            weight_source(i, user if keep_role else node, slot if keep_role else k)
-            for k, i in enumerate(node.input[:1] if keep_role else node.input)
-            if i
-        ]
-        srcs = [s for s in srcs if s is not None]
-        if not srcs:
-            weight_fns[t] = None
-        elif node.op_type in _PASS_THROUGH or node.op_type == "Cast":
-            weight_fns[t] = srcs[0]
-        else:
-            weight_fns[t] = _fn("TBackward0" if node.op_type == "Transpose" else f"{node.op_type}Backward0")
-            weight_fns[t].next_functions = tuple((s, 0) for s in srcs)
-        return weight_fns[t]
-
-    def source(t: str, user: Any, slot: int) -> Any:
-        if not t:
-            return None
-        if t in data:
-            return fn_of.get(t)  # None for a data input (it does not require grad)
-        return weight_source(t, user, slot)
-
-    groups = _aten_groups([n for n in nodes_in if _reads_data(n, data)])
-    unsupported = [
-        f"{n.op_type} ({n.name or '<unnamed>'})"
-        for n in nodes_in
-        if n.op_type not in _KNOWN_OPS and len(groups.get(_fx_key(n) or "", ())) < 2
-    ]
+    ops = _OnnxOps(graph, weights, param_ops)
+    unsupported = ops.unsupported()
     if strict and unsupported:
         raise UnsupportedOnnxOpError(
             f"{name}: {len(unsupported)} ONNX node(s) of ops hyperzoo cannot interpret: {', '.join(unsupported[:20])}"
             f"{' ...' if len(unsupported) > 20 else ''}; pass strict=False to contract them and list them in "
             "graph.unsupported_ops"
         )
-    done: set[str] = set()
-    for node in nodes_in:
-        if not _reads_data(node, data):
-            continue
-        key = _fx_key(node)
-        group = groups.get(key or "", [node])
-        if len(group) > 1:
-            # one aten op exported as several ONNX nodes is one autograd function in eager mode
-            if key in done:
-                continue
-            done.add(key or "")
-            inner = {o for n in group for o in n.output}
-            nxt, seen_in = [], set()
-            for n in group:
-                for k, t in enumerate(n.input):
-                    if t and t not in inner and t not in seen_in and (n.op_type, k) not in _SHAPE_SLOTS:
-                        seen_in.add(t)
-                        nxt.append(source(t, n, k))
-            if (_fx_target(group[0]) or "").startswith("aten.linear") and nxt:
-                # eager linear on inputs of rank > 2 (exported as MatMul [+ Add]): view, addmm/mm, view
-                w = next((s_ for s_ in nxt[1:] if isinstance(s_, _Fn)), None) or (nxt[1] if len(nxt) > 1 else None)
-                bias = next((s_ for s_ in nxt[1:] if s_ is not w), None)
-                flat = _fn("ViewBackward0")
-                flat.next_functions = ((nxt[0], 0),)
-                mm = _fn("AddmmBackward0" if bias is not None else "MmBackward0")
-                mm.next_functions = tuple((s_, 0) for s_ in ([bias, flat, w] if bias is not None else [flat, w]))
-                fn = _fn("ViewBackward0")
-                fn.next_functions = ((mm, 0),)
-                for o in inner:
-                    fn_of[o] = fn
-                continue
-            scope = _module_scope(group[0])
-            fn_name = scope[1] if scope else _aten_autograd_name(_fx_target(group[0]), group)
-            fn = _fn(fn_name, **_saved(group))
-            fn.next_functions = tuple((s_, 0) for s_ in nxt)
-            for o in inner:
-                fn_of[o] = fn
-            continue
-        op = node.op_type
-        ins = list(node.input)
-        if op in _PASS_THROUGH:
-            fn_of[node.output[0]] = source(ins[0], node, 0)
-            continue
-        a = _attrs(node)
-        if op == "Gemm":
-            bias = source(ins[2], node, 2) if len(ins) > 2 else None
-            w = source(ins[1], node, 1)
-            if w is not None and int(a.get("transB", 0)):
-                t_fn = _fn("TBackward0")
-                t_fn.next_functions = ((w, 0),)
-                w = t_fn
-            if bias is not None:
-                fn = _fn("AddmmBackward0")
-                nxt = [bias, source(ins[0], node, 0), w]
-            else:
-                fn = _fn("MmBackward0")
-                nxt = [source(ins[0], node, 0), w]
-        else:
-            name_ = _AUTOGRAD_NAMES.get(op, f"{op}Backward0")
-            target = _fx_target(node)
-            if target and op not in ("Conv", "BatchNormalization", "LayerNormalization", "MatMul"):
-                name_ = _aten_autograd_name(target, [node])
-            fn = _fn(name_, **_saved([node]))
-            slots = range(3) if op in ("BatchNormalization", "InstanceNormalization") else range(len(ins))
-            nxt = [source(ins[k], node, k) for k in slots if k < len(ins)]
-        fn.next_functions = tuple((s, 0) for s in nxt)
-        for out in node.output:
-            if out:
-                fn_of[out] = fn
-
-    outputs = [fn_of.get(o.name) for o in graph.output]
-    roots = [_Root(f) for f in outputs if isinstance(f, _Fn)]
+    roots = ops.build()
     if not roots:
         raise DataError(f"{name}: no graph output depends on both the data inputs and a weight")
-    param_map = {id(p): (n, None, "bias" if n.endswith("bias") else "weight") for n, p in params.items()}
-    overrides = {n: op for n, op in param_op_of.items() if op is not None}
-    trace_nodes, _ = _trace(None, roots, param_map, overrides)  # type: ignore[arg-type]
+    nodes, _ = walk(roots, _infer)
+    params = ops.params
     return build_arch_graph(
-        trace_nodes,
+        nodes,
         s_max=s_max,
         name=name,
-        num_params=sum(int(np.prod(p.shape)) for n, p in params.items()),
+        num_params=sum(int(np.prod(p.shape)) for p in params.values()),
         input_size=_input_size(graph, weights.data_inputs),
-        unmapped=[n for n in params if n not in overrides],
+        unmapped=[n for n, p in params.items() if p.op is None],
         unsupported_ops=unsupported,
     )
+
+
+def _infer(p: Param, chain: list[OpNode]) -> str | None:
+    """Role inference for a parameter no weight slot or name maps (the module path's, without a module)."""
+    return infer_role(None, p.attr, p, chain, p)
+
+
+class _OnnxOps:
+    """The ONNX nodes of a model as neutral ops (:mod:`~hyperzoo.graphs.trace_core`), the shape eager mode records.
+
+    One op per ONNX node on the data path (a tensor that depends on the data inputs), made by the handler of its
+    op type (:data:`ONNX_HANDLERS`); one op per aten op where the exporter wrote one torch op as several ONNX nodes;
+    a :class:`~hyperzoo.graphs.trace_core.Param` per parameter, and ops over parameters only (a transposed linear
+    weight, an expanded class token) as autograd records them. Node order in the module path comes from a
+    depth-first walk and a generation-wise topological sort, so the ops have to agree with autograd on the number of
+    functions along each path, not only on the ops that are kept.
+    """
+
+    def __init__(self, graph: Any, weights: _Weights, param_ops: Mapping[str, str] | None) -> None:
+        self.graph, self.weights, self.param_ops = graph, weights, param_ops
+        self.nodes = list(graph.node)
+        # tensors that depend on the data inputs; everything else is a weight, a constant, or computed from them
+        self.data: set[str] = set(weights.data_inputs)
+        for node in self.nodes:
+            if _reads_data(node, self.data):
+                self.data.update(o for o in node.output if o)
+        self.producer = {out: node for node in self.nodes for out in node.output if out}
+        self.params: dict[str, Param] = {}
+        self.op_of: dict[str, OpNode | Param | None] = {}  # tensor -> the op (or parameter) that produced it
+        self.weight_ops: dict[str, OpNode | Param | None] = {}
+        self.groups = _aten_groups([n for n in self.nodes if _reads_data(n, self.data)])
+
+    def unsupported(self) -> list[str]:
+        """``"OpType (node name)"`` of the nodes hyperzoo cannot interpret (unknown op, not part of a known aten op)."""
+        return [
+            f"{n.op_type} ({n.name or '<unnamed>'})"
+            for n in self.nodes
+            if n.op_type not in _KNOWN_OPS and len(self.groups.get(_fx_key(n) or "", ())) < 2
+        ]
+
+    def build(self) -> list[OpNode]:
+        """The ops of the data path; returns those of the graph outputs."""
+        done: set[str] = set()
+        for node in self.nodes:
+            if not _reads_data(node, self.data):
+                continue
+            key = _fx_key(node)
+            group = self.groups.get(key or "", [node])
+            if len(group) > 1:  # one aten op exported as several ONNX nodes is one autograd function in eager mode
+                if key not in done:
+                    done.add(key or "")
+                    self.group_op(group)
+                continue
+            ONNX_HANDLERS.get(node.op_type, _generic)(self, node)
+        outputs = [self.op_of.get(o.name) for o in self.graph.output]
+        return [f for f in outputs if isinstance(f, OpNode)]
+
+    def produce(self, node: Any, op: OpNode | Param | None) -> None:
+        for out in node.output:
+            if out:
+                self.op_of[out] = op
+
+    def source(self, t: str, user: Any, slot: int) -> OpNode | Param | None:
+        """What input ``slot`` of ``user`` reads: an op, a parameter, or ``None`` (data input, constant, buffer)."""
+        if not t:
+            return None
+        if t in self.data:
+            return self.op_of.get(t)  # None for a data input (it does not require grad)
+        return self.weight_source(t, user, slot)
+
+    def weight_source(self, t: str, user: Any, slot: int) -> OpNode | Param | None:
+        """The parameter (or the op over parameters) behind a non-data input, or ``None`` for a constant."""
+        if t in self.weights.shapes:
+            return self.param(t, user, slot)
+        node = self.producer.get(t)
+        if node is None or node.op_type in _METADATA_OPS or t in self.data:
+            return None  # a constant, or a data tensor read for its type only (CastLike)
+        if t not in self.weight_ops:
+            self.weight_ops[t] = self.op_over_weights(node, user, slot)
+        return self.weight_ops[t]
+
+    def param(self, t: str, user: Any, slot: int) -> Param | None:
+        if t.endswith(_BUFFER_SUFFIXES) or _WEIGHT_SLOTS.get((user.op_type, slot)) == "buffer":
+            return None  # buffers have no gradient, so no leaf
+        if t not in self.params:
+            shape = self.weights.shapes[t] or ()
+            op = _param_op(t, user, slot, shape, self.param_ops, self.producer)
+            self.params[t] = Param(t, shape, key=t, attr="bias" if t.endswith("bias") else "weight", op=op)
+        return self.params[t]
+
+    def op_over_weights(self, node: Any, user: Any, slot: int) -> OpNode | Param | None:
+        """An op on weights only (transposed linear weight, expanded class token): its own op, as in autograd.
+
+        Through a transpose, reshape or cast the weight keeps the role of the slot it ends up in.
+        """
+        keep_role = node.op_type in _WEIGHT_VIEWS
+        srcs = [
+            self.weight_source(i, user if keep_role else node, slot if keep_role else k)
+            for k, i in enumerate(node.input[:1] if keep_role else node.input)
+            if i
+        ]
+        srcs = [s for s in srcs if s is not None]
+        if not srcs:
+            return None
+        if node.op_type in _PASS_THROUGH or node.op_type == "Cast":
+            return srcs[0]
+        return OpNode("T" if node.op_type == "Transpose" else node.op_type, srcs)
+
+    def group_op(self, group: list[Any]) -> None:
+        """The one op of an aten op the exporter wrote as several ONNX nodes (an eager ``linear``: three)."""
+        inner = {o for n in group for o in n.output}
+        nxt, seen_in = [], set()
+        for n in group:
+            for k, t in enumerate(n.input):
+                if t and t not in inner and t not in seen_in and (n.op_type, k) not in _SHAPE_SLOTS:
+                    seen_in.add(t)
+                    nxt.append(self.source(t, n, k))
+        if (_fx_target(group[0]) or "").startswith("aten.linear") and nxt:
+            op = _eager_linear(nxt)
+        else:
+            scope = _module_scope(group[0])
+            op = OpNode(scope[1] if scope else _aten_kind(_fx_target(group[0]), group), nxt, **_saved(group))
+        for o in inner:
+            self.op_of[o] = op
+
+
+def _eager_linear(nxt: list[OpNode | Param | None]) -> OpNode:
+    """Eager ``linear`` on inputs of rank > 2 (exported as MatMul [+ Add]): view, addmm (or mm), view."""
+    w = next((s for s in nxt[1:] if isinstance(s, OpNode)), None) or (nxt[1] if len(nxt) > 1 else None)
+    bias = next((s for s in nxt[1:] if s is not w), None)
+    flat = OpNode("View", (nxt[0],))
+    mm = OpNode("Addmm", (bias, flat, w)) if bias is not None else OpNode("Mm", (flat, w))
+    return OpNode("View", (mm,))
+
+
+# -- one handler per ONNX op type: (ops, node) -> None, recording the op of each output in ops.op_of --
+
+
+def _kind(node: Any) -> str:
+    """The op kind of one ONNX node: from the exporter's aten op where it says, else from the op type."""
+    target = _fx_target(node)
+    if target and node.op_type not in ("Conv", "BatchNormalization", "LayerNormalization", "MatMul"):
+        return _aten_kind(target, [node])
+    return _KINDS.get(node.op_type, node.op_type)
+
+
+def _generic(ops: _OnnxOps, node: Any) -> None:
+    """An op that reads its inputs in their ONNX order."""
+    ops.produce(node, OpNode(_kind(node), [ops.source(t, node, k) for k, t in enumerate(node.input)], **_saved([node])))
+
+
+def _pass_through(ops: _OnnxOps, node: Any) -> None:
+    """``Identity``, ``Dropout`` (inference): no function in eager mode, the output is the input."""
+    ops.op_of[node.output[0]] = ops.source(node.input[0], node, 0)
+
+
+def _gemm(ops: _OnnxOps, node: Any) -> None:
+    """``Gemm`` (a 2-D linear layer): eager ``addmm(bias, x, weight.t())``, or ``mm`` without a bias."""
+    ins = list(node.input)
+    bias = ops.source(ins[2], node, 2) if len(ins) > 2 else None
+    w = ops.source(ins[1], node, 1)
+    if w is not None and int(_attrs(node).get("transB", 0)):
+        w = OpNode("T", (w,))
+    x = ops.source(ins[0], node, 0)
+    ops.produce(node, OpNode("Addmm", (bias, x, w)) if bias is not None else OpNode("Mm", (x, w)))
+
+
+def _batch_norm(ops: _OnnxOps, node: Any) -> None:
+    """``BatchNormalization``, ``InstanceNormalization``: input, scale, bias (the statistics are buffers)."""
+    ops.produce(node, OpNode(_kind(node), [ops.source(t, node, k) for k, t in enumerate(node.input[:3])]))
+
+
+ONNX_HANDLERS: dict[str, Callable[[_OnnxOps, Any], None]] = {
+    **dict.fromkeys(("Identity", "Dropout"), _pass_through),
+    "Gemm": _gemm,
+    **dict.fromkeys(("BatchNormalization", "InstanceNormalization"), _batch_norm),
+}
+"""Handlers of the ONNX op types that need one; any other op is :func:`_generic` (kind from :data:`_KINDS`)."""
 
 
 # Inputs that give shapes, axes or indices: not data flow even when computed from data.
@@ -623,25 +636,25 @@ _SHAPE_SLOTS = frozenset(
     }
 )
 _FX_NODE = re.compile(r"^%(\S+) .*target=(?:torch\.ops\.)?([\w.]+)")
-# aten op (without overload) -> the autograd function eager mode records for it, where the plain CamelCase rule
-# (``aten.hardsigmoid`` -> ``HardsigmoidBackward0``) is wrong. Only names the filter reads need to be exact.
-_ATEN_AUTOGRAD = {
-    "adaptive_avg_pool2d": "AdaptiveAvgPool2DBackward0",
-    "_adaptive_avg_pool2d": "AdaptiveAvgPool2DBackward0",
-    "mean": "MeanBackward1",
-    "max_pool2d": "MaxPool2DWithIndicesBackward0",
-    "max_pool2d_with_indices": "MaxPool2DWithIndicesBackward0",
-    "avg_pool2d": "AvgPool2DBackward0",
-    "_softmax": "SoftmaxBackward0",
-    "softmax": "SoftmaxBackward0",
-    "add": "AddBackward0",
-    "add_": "AddBackward0",
-    "mul": "MulBackward0",
-    "mul_": "MulBackward0",
-    "cat": "CatBackward0",
-    "concat": "CatBackward0",
-    "clone": "CloneBackward0",
-    "scaled_dot_product_attention": "ScaledDotProductFlashAttentionForCpuBackward0",
+# aten op (without overload) -> the op kind eager mode records for it, where the plain CamelCase rule
+# (``aten.hardsigmoid`` -> ``Hardsigmoid``) is wrong. Only kinds the rules read need to be exact.
+_ATEN_KINDS = {
+    "adaptive_avg_pool2d": "AdaptiveAvgPool2D",
+    "_adaptive_avg_pool2d": "AdaptiveAvgPool2D",
+    "mean": "Mean",
+    "max_pool2d": "MaxPool2DWithIndices",
+    "max_pool2d_with_indices": "MaxPool2DWithIndices",
+    "avg_pool2d": "AvgPool2D",
+    "_softmax": "Softmax",
+    "softmax": "Softmax",
+    "add": "Add",
+    "add_": "Add",
+    "mul": "Mul",
+    "mul_": "Mul",
+    "cat": "Cat",
+    "concat": "Cat",
+    "clone": "Clone",
+    "scaled_dot_product_attention": "ScaledDotProductFlashAttentionForCpu",
 }
 
 
@@ -656,16 +669,16 @@ def _fx_meta(node: Any) -> tuple[str, str] | None:
 
 
 # Modules whose forward is one autograd function in eager mode but which the exporter decomposes into many aten
-# ops (adaptive pooling to a size that does not divide the input): their ONNX nodes form one function.
+# ops (adaptive pooling to a size that does not divide the input): their ONNX nodes form one op.
 _FUSED_MODULES = {
-    "torch.nn.modules.pooling.AdaptiveAvgPool2d": "AdaptiveAvgPool2DBackward0",
-    "torch.nn.modules.pooling.AdaptiveAvgPool1d": "AdaptiveAvgPool2DBackward0",
-    "torch.nn.modules.pooling.AdaptiveMaxPool2d": "AdaptiveMaxPool2DBackward0",
+    "torch.nn.modules.pooling.AdaptiveAvgPool2d": "AdaptiveAvgPool2D",
+    "torch.nn.modules.pooling.AdaptiveAvgPool1d": "AdaptiveAvgPool2D",
+    "torch.nn.modules.pooling.AdaptiveMaxPool2d": "AdaptiveMaxPool2D",
 }
 
 
 def _module_scope(node: Any) -> tuple[str, str] | None:
-    """``(scope key, autograd name)`` for a node inside one of :data:`_FUSED_MODULES`, else None."""
+    """``(scope key, op kind)`` for a node inside one of :data:`_FUSED_MODULES`, else None."""
     hierarchy = scopes = None
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.class_hierarchy":
@@ -706,27 +719,28 @@ def _aten_groups(nodes: Sequence[Any]) -> dict[str, list[Any]]:
     return groups
 
 
-def _aten_autograd_name(target: str | None, group: Sequence[Any]) -> str:
+def _aten_kind(target: str | None, group: Sequence[Any]) -> str:
+    """The op kind of an aten op (``aten.hardswish.default`` -> ``Hardswish``), else of the ONNX op type."""
     if not target:
-        return _AUTOGRAD_NAMES.get(group[0].op_type, f"{group[0].op_type}Backward0")
+        return _KINDS.get(group[0].op_type, group[0].op_type)
     parts = target.split(".")
     op = parts[1] if parts[0] == "aten" and len(parts) > 1 else parts[0]
-    if op in _ATEN_AUTOGRAD:
-        return _ATEN_AUTOGRAD[op]
-    return "".join(w[:1].upper() + w[1:] for w in op.split("_") if w) + "Backward0"
+    if op in _ATEN_KINDS:
+        return _ATEN_KINDS[op]
+    return "".join(w[:1].upper() + w[1:] for w in op.split("_") if w)
 
 
 def _saved(group: Sequence[Any]) -> dict[str, Any]:
-    """Attributes the filter reads from a function: pooling kernel, ``keepdim`` of a mean."""
+    """Attributes the rules read from an op (:class:`OpNode` fields): pooling kernel, ``keepdim`` of a mean."""
     saved: dict[str, Any] = {}
     for node in group:
         a = _attrs(node)
         if node.op_type in ("MaxPool", "AveragePool"):
-            saved["_saved_kernel_size"] = tuple(int(k) for k in a.get("kernel_shape", ()))
+            saved["kernel_size"] = tuple(int(k) for k in a.get("kernel_shape", ()))
         elif node.op_type == "GlobalAveragePool":
-            saved["_saved_keepdim"] = True
+            saved["keepdim"] = True
         elif node.op_type == "ReduceMean":
-            saved["_saved_keepdim"] = bool(a.get("keepdims", 1))
+            saved["keepdim"] = bool(a.get("keepdims", 1))
     return saved
 
 
@@ -736,13 +750,6 @@ def _reads_data(node: Any, data: set[str]) -> bool:
         return False
     ins = node.input[:1] if node.op_type == "CastLike" else node.input
     return any(t in data for t in ins if t)
-
-
-class _Root:
-    """An output tensor as the trace sees it: only its ``grad_fn``."""
-
-    def __init__(self, fn: Any) -> None:
-        self.grad_fn = fn
 
 
 def _input_size(graph: Any, data_inputs: Iterable[str]) -> list[int]:

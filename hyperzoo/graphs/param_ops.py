@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-__all__ = ["FUNCTION_OPS", "NORM_OPS", "function_prefix", "param_op"]
+__all__ = ["FUNCTION_OPS", "NAMED_PARAMS", "NORM_OPS", "function_prefix", "param_op"]
 
 # Autograd function prefixes (class name up to "Backward") kept as nodes, as in the reference. Softmax and the
 # fused attention kernels are hyperzoo's additions so that transformer graphs get their attention node.
@@ -43,7 +43,7 @@ _BN_TYPES: tuple[type[nn.Module], ...] = (
 _LN_TYPES: tuple[type[nn.Module], ...] = (nn.LayerNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
 
 # Parameters registered directly on a module, recognised by their own name.
-_NAMED_PARAMS: dict[str, str] = {
+NAMED_PARAMS: dict[str, str] = {
     "pos_embedding": "pos_enc",
     "pos_embed": "pos_enc",
     "position_embedding": "pos_enc",
@@ -100,4 +100,4 @@ def param_op(
         return "embedding"
     if type(module).__name__ == "PosEnc":  # the DeepNets-1M positional encoding module
         return "pos_enc"
-    return _NAMED_PARAMS.get(leaf)
+    return NAMED_PARAMS.get(leaf)

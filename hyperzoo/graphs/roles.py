@@ -40,7 +40,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
+
+from hyperzoo.graphs.param_ops import function_prefix
 
 __all__ = ["infer_role", "role_hint"]
 
@@ -64,12 +66,12 @@ _MAX_SEARCH = 12  # functions followed from the parameter to its use
 
 
 def _prefix(fn: Any) -> str:
-    name = type(fn).__name__
-    i = name.find("Backward")
-    return name if i < 0 else name[:i]
+    """The op of a traced op (:class:`~hyperzoo.graphs.trace_core.OpNode`); ``"AccumulateGrad"`` for a parameter."""
+    kind = getattr(fn, "kind", None)
+    return "AccumulateGrad" if kind is None else function_prefix(kind)
 
 
-def _norm_module_op(module: nn.Module) -> str | None:
+def _norm_module_op(module: nn.Module | None) -> str | None:
     cls = type(module).__name__.lower()
     if "norm" not in cls:
         return None
@@ -86,7 +88,7 @@ def _comes_from(fn: Any, kinds: frozenset[str], depth: int = 4) -> bool:
             return True
         if pre not in _PASS_THROUGH and pre not in ("Mul", "Div"):
             return False
-        nxt = [f for f, _ in getattr(fn, "next_functions", ()) if f is not None and _prefix(f) != "AccumulateGrad"]
+        nxt = [f for f in getattr(fn, "inputs", ()) if f is not None and _prefix(f) != "AccumulateGrad"]
         if not nxt:
             return False
         fn = nxt[0]
@@ -99,15 +101,15 @@ _SLICES = frozenset({"Select", "Index", "Slice", "Unbind", "Split", "SplitWithSi
 def _use(chain: list[Any], leaf_fn: Any) -> tuple[Any, int, Any]:
     """The first function up ``chain`` (consumer first) that is not a pass-through, its input slot, its child.
 
-    ``chain[0]`` consumes the parameter's ``AccumulateGrad`` node ``leaf_fn``; ``chain[i + 1]`` consumes
+    ``chain[0]`` consumes the parameter leaf ``leaf_fn``; ``chain[i + 1]`` consumes
     ``chain[i]``. Returns ``(use, slot, child)`` where ``child`` is the function feeding the use from the parameter.
     """
     child = leaf_fn
     for fn in chain[:_MAX_SEARCH]:
-        slot = next((i for i, (f, _) in enumerate(fn.next_functions) if f is child), -1)
+        slot = next((i for i, f in enumerate(fn.inputs) if f is child), -1)
         pre = _prefix(fn)
         joins = pre in ("Cat", "Stack") and any(
-            not _from_params(f) for i, (f, _) in enumerate(fn.next_functions) if i != slot and f is not None
+            not _from_params(f) for i, f in enumerate(fn.inputs) if i != slot and f is not None
         )
         if pre not in _PASS_THROUGH or joins:  # a concatenation with activations is a use (a token)
             return fn, slot, child
@@ -121,7 +123,7 @@ def _from_params(fn: Any, depth: int = 4) -> bool:
         return True
     if depth == 0 or _prefix(fn) not in _PASS_THROUGH:
         return False
-    return all(_from_params(f, depth - 1) for f, _ in fn.next_functions if f is not None)
+    return all(_from_params(f, depth - 1) for f in fn.inputs if f is not None)
 
 
 def _channelwise(shape: tuple[int, ...]) -> bool:
@@ -129,15 +131,16 @@ def _channelwise(shape: tuple[int, ...]) -> bool:
     return sum(1 for s in shape if s > 1) <= 1
 
 
-def infer_role(module: nn.Module, leaf: str, param: Tensor, chain: list[Any], leaf_fn: Any) -> str | None:
+def infer_role(module: nn.Module | None, leaf: str, param: Any, chain: list[Any], leaf_fn: Any) -> str | None:
     """The vocabulary op of a parameter the name table does not know, or ``None`` if no rule applies.
 
     Args:
         module: the module that registers the parameter.
         leaf: the parameter's name inside ``module``.
-        param: the parameter (only its shape is read).
-        chain: the autograd functions from the parameter's consumer (first) towards the output.
-        leaf_fn: the parameter's ``AccumulateGrad`` node.
+        param: the parameter, or anything with its ``shape`` (only the shape is read).
+        chain: the traced ops (:class:`~hyperzoo.graphs.trace_core.OpNode`) from the parameter's consumer (first)
+            towards the output.
+        leaf_fn: the parameter's leaf in the op graph (:class:`~hyperzoo.graphs.trace_core.Param`).
     """
     shape = tuple(int(s) for s in param.shape)
     norm = _norm_module_op(module)
@@ -147,7 +150,7 @@ def infer_role(module: nn.Module, leaf: str, param: Tensor, chain: list[Any], le
     if use is None:
         return None
     kind = _prefix(use)
-    others = [f for i, (f, _) in enumerate(use.next_functions) if i != slot and f is not None]
+    others = [f for i, f in enumerate(use.inputs) if i != slot and f is not None]
     logits = any(_comes_from(f, _MATMUL) for f in others)
     if kind in _LINEAR:
         # addmm(bias, input, weight) / convolution(input, weight, bias): the parameter in the bias slot

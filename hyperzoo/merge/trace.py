@@ -6,6 +6,16 @@ dimension carries a :class:`~hyperzoo.merge.spaces.Label` (or None for batch/spa
 ties the labels of its operands and labels its outputs. No ``torch.fx`` symbolic tracing (which fails on data-
 dependent control flow) and no recursion over the autograd graph.
 
+Why this is not an adapter of the graph tracing core (:mod:`hyperzoo.graphs.trace_core`): that core describes a
+network as ops reading parameters (op kind, inputs, parameter leaves) and turns them into an ``ArchGraph`` for a GHN;
+what merging needs is which *axes* of which tensors must move together, and that depends on each op's arguments
+(``groups`` of a convolution, the dims of a reshape, ``normalized_shape``, a mean's ``dim``) and on exact shapes,
+which an autograd graph or an ONNX node list does not carry and the core has no use for. So this tracer sees the
+torch calls themselves, with their real arguments, and keeps its own per-op handlers (``_op_<name>``, and
+:class:`~hyperzoo.merge.trace_shapes.ShapeOps`). It shares no walk with the core: there is none here, the labels
+are propagated as the forward pass runs. Like the core's meta-trace kernels, it is active only in the thread that
+runs the traced forward (a ``TorchFunctionMode`` is thread-local) and patches nothing.
+
 An operation the tracer does not know raises :class:`~hyperzoo.errors.ConfigError` naming the function and the
 module that called it when a permutable axis reaches it (``strict=True``), or fixes every axis it touches
 (``strict=False``). Attention (``multi_head_attention_forward``, ``scaled_dot_product_attention``) is refused
@@ -24,7 +34,7 @@ from torch.utils._pytree import tree_flatten
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.merge.spaces import Label, Spaces
-from hyperzoo.merge.trace_shapes import ShapeOps
+from hyperzoo.merge.trace_shapes import ShapeOps, call_arg
 
 __all__ = ["FRESH", "Tracer"]
 
@@ -62,12 +72,6 @@ ATTENTION = {"multi_head_attention_forward", "scaled_dot_product_attention"}
 CONV = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
 CONV_T = {"conv_transpose1d": 1, "conv_transpose2d": 2, "conv_transpose3d": 3}
 SILENT = _names("size dim numel is_contiguous __len__ __bool__ __format__ __repr__ item tolist")
-
-
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
-    if len(args) > i:
-        return args[i]
-    return kwargs.get(name, default)
 
 
 class Tracer(ShapeOps, TorchFunctionMode):
@@ -294,8 +298,8 @@ class Tracer(ShapeOps, TorchFunctionMode):
 
     def _reduce(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
         x = args[0]
-        dims = _arg(args, kwargs, 1, "dim")
-        keepdim = bool(_arg(args, kwargs, 2, "keepdim", False))
+        dims = call_arg(args, kwargs, 1, "dim")
+        keepdim = bool(call_arg(args, kwargs, 2, "keepdim", False))
         if func.__name__ in {"std", "var"}:
             keepdim = bool(kwargs.get("keepdim", False))
         if not isinstance(out, Tensor):
@@ -320,9 +324,9 @@ class Tracer(ShapeOps, TorchFunctionMode):
     _op_min = _op_max
 
     def _conv(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        x, w = args[0], _arg(args, kwargs, 1, "weight")
-        b = _arg(args, kwargs, 2, "bias")
-        groups = int(_arg(args, kwargs, 6, "groups", 1))
+        x, w = args[0], call_arg(args, kwargs, 1, "weight")
+        b = call_arg(args, kwargs, 2, "bias")
+        groups = int(call_arg(args, kwargs, 6, "groups", 1))
         spatial = CONV[func.__name__]
         c = x.ndim - spatial - 1  # channel dim (1 batched, 0 unbatched)
         xl = self.get(x)[c]
@@ -348,8 +352,8 @@ class Tracer(ShapeOps, TorchFunctionMode):
         self.set(out, (None,) * c + (out_lab,) + (None,) * spatial)
 
     def _op_conv_transpose(self, func: Callable, args: tuple, kwargs: dict, out: Any, spatial: int) -> None:
-        x, w, b = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
-        if int(_arg(args, kwargs, 6, "groups", 1)) != 1:
+        x, w, b = args[0], call_arg(args, kwargs, 1, "weight"), call_arg(args, kwargs, 2, "bias")
+        if int(call_arg(args, kwargs, 6, "groups", 1)) != 1:
             return self._unknown(func.__name__, [x, w], [out])
         c = x.ndim - spatial - 1
         self.state_axis(w, 0, self.get(x)[c], role="in")
@@ -366,7 +370,7 @@ class Tracer(ShapeOps, TorchFunctionMode):
         self._op_conv_transpose(func, args, kwargs, out, 1)
 
     def _op_linear(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        x, w, b = args[0], _arg(args, kwargs, 1, "weight"), _arg(args, kwargs, 2, "bias")
+        x, w, b = args[0], call_arg(args, kwargs, 1, "weight"), call_arg(args, kwargs, 2, "bias")
         xl = self.get(x)[-1]
         self.state_axis(w, 1, xl, role="in")
         out_lab = self.state_axis(w, 0, FRESH)
@@ -378,7 +382,7 @@ class Tracer(ShapeOps, TorchFunctionMode):
         x = args[0]
         lab = self.get(x)[1] if x.ndim > 1 else None
         for i, key in ((1, "running_mean"), (2, "running_var"), (3, "weight"), (4, "bias")):
-            t = _arg(args, kwargs, i, key)
+            t = call_arg(args, kwargs, i, key)
             if isinstance(t, Tensor):
                 lab = self.state_axis(t, 0, lab)
         labels = list(self.get(x))
@@ -388,11 +392,11 @@ class Tracer(ShapeOps, TorchFunctionMode):
     _op_instance_norm = _op_batch_norm
 
     def _op_layer_norm(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        x, shape = args[0], tuple(_arg(args, kwargs, 1, "normalized_shape"))
+        x, shape = args[0], tuple(call_arg(args, kwargs, 1, "normalized_shape"))
         labels = list(self.get(x))
         k = len(shape)
         for i, key in ((2, "weight"), (3, "bias")):
-            t = _arg(args, kwargs, i, key)
+            t = call_arg(args, kwargs, i, key)
             if isinstance(t, Tensor):
                 for j in range(k):
                     d = x.ndim - k + j
@@ -400,9 +404,9 @@ class Tracer(ShapeOps, TorchFunctionMode):
         self.set(out, tuple(labels))
 
     def _op_rms_norm(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        x, shape = args[0], tuple(_arg(args, kwargs, 1, "normalized_shape"))
+        x, shape = args[0], tuple(call_arg(args, kwargs, 1, "normalized_shape"))
         labels = list(self.get(x))
-        t = _arg(args, kwargs, 2, "weight")
+        t = call_arg(args, kwargs, 2, "weight")
         if isinstance(t, Tensor):
             for j in range(len(shape)):
                 d = x.ndim - len(shape) + j
@@ -410,20 +414,20 @@ class Tracer(ShapeOps, TorchFunctionMode):
         self.set(out, tuple(labels))
 
     def _op_group_norm(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        x, groups = args[0], int(_arg(args, kwargs, 1, "num_groups"))
+        x, groups = args[0], int(call_arg(args, kwargs, 1, "num_groups"))
         labels = list(self.get(x))
         lab = labels[1]
         if 1 < groups < x.shape[1] and lab is not None:  # statistics per group: permute inside groups only
             lab = self.tie(lab, Label(self.spaces.split([x.shape[1] // groups] * groups)))
         for i, key in ((2, "weight"), (3, "bias")):
-            t = _arg(args, kwargs, i, key)
+            t = call_arg(args, kwargs, i, key)
             if isinstance(t, Tensor):
                 lab = self.state_axis(t, 0, lab)
         labels[1] = lab
         self.set(out, tuple(labels))
 
     def _op_embedding(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        idx, w = args[0], _arg(args, kwargs, 1, "weight")
+        idx, w = args[0], call_arg(args, kwargs, 1, "weight")
         lab = self.state_axis(w, 1, FRESH)
         self.set(out, (None,) * idx.ndim + (lab,))
 

@@ -15,12 +15,13 @@ from torch import Tensor
 
 from hyperzoo.merge.spaces import Label, Spaces
 
-__all__ = ["ShapeOps"]
+__all__ = ["ShapeOps", "call_arg"]
 
 Labels = tuple[Label | None, ...]
 
 
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
+def call_arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
+    """Argument ``i`` (positional) or ``name`` (keyword) of a traced call, else ``default``."""
     if len(args) > i:
         return args[i]
     return kwargs.get(name, default)
@@ -58,7 +59,7 @@ class ShapeOps:
 
     def _op_transpose(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
         x = args[0]
-        d0, d1 = int(_arg(args, kwargs, 1, "dim0")) % x.ndim, int(_arg(args, kwargs, 2, "dim1")) % x.ndim
+        d0, d1 = int(call_arg(args, kwargs, 1, "dim0")) % x.ndim, int(call_arg(args, kwargs, 2, "dim1")) % x.ndim
         labels = list(self.get(x))
         labels[d0], labels[d1] = labels[d1], labels[d0]
         self.set(out, tuple(labels))
@@ -131,8 +132,8 @@ class ShapeOps:
         return tuple(result)
 
     def _op_cat(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        tensors = list(_arg(args, kwargs, 0, "tensors"))
-        dim = int(_arg(args, kwargs, 1, "dim", 0)) % out.ndim
+        tensors = list(call_arg(args, kwargs, 0, "tensors"))
+        dim = int(call_arg(args, kwargs, 1, "dim", 0)) % out.ndim
         labels: list[Label | None] = [None] * out.ndim
         for d in range(out.ndim):
             if d == dim:
@@ -179,8 +180,8 @@ class ShapeOps:
     _op_tensor_split = _op_split
 
     def _op_pad(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        x, pad = args[0], list(_arg(args, kwargs, 1, "pad"))
-        mode = _arg(args, kwargs, 2, "mode", "constant")
+        x, pad = args[0], list(call_arg(args, kwargs, 1, "pad"))
+        mode = call_arg(args, kwargs, 2, "mode", "constant")
         labels = list(self.get(x))
         for k in range(len(pad) // 2):
             d = x.ndim - 1 - k
@@ -237,8 +238,8 @@ class ShapeOps:
         self.set(out, tuple(res))
 
     def _op_stack(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
-        tensors = list(_arg(args, kwargs, 0, "tensors"))
-        dim = int(_arg(args, kwargs, 1, "dim", 0)) % out.ndim
+        tensors = list(call_arg(args, kwargs, 0, "tensors"))
+        dim = int(call_arg(args, kwargs, 1, "dim", 0)) % out.ndim
         labels: list[Label | None] = []
         for d in range(tensors[0].ndim):
             cur = None
