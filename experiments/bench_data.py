@@ -122,7 +122,7 @@ def main() -> None:
         archive = "../shared/data/cifar10-jpeg.tar.gz"
         baseline = "torchvision ImageFolder + RandomCrop/Flip/ToTensor/Normalize"
         lines = [
-            "## Data loading throughput (issue 2)",
+            "## Data loading throughput",
             "",
             "```",
             f"python experiments/bench_data.py --archive {archive} --batches {args.batches} "

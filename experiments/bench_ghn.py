@@ -1,4 +1,4 @@
-"""Benchmark of GHN-2 parameter prediction and training (the GHN issue), with an in-run baseline.
+"""Benchmark of GHN-2 parameter prediction and training, with an in-run baseline.
 
 Measures, on this machine and in one run:
   * median time to predict all parameters of torchvision ResNet-50 (224x224 graph prebuilt), with 1 and 2 threads,

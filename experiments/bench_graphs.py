@@ -1,4 +1,4 @@
-"""Benchmark of the computation-graph pipeline (issue 3): graph building, generation, store reads.
+"""Benchmark of the computation-graph pipeline: graph building, generation, store reads.
 
 Measures, on this machine and in one run (wall time, and CPU time: what one dedicated core takes, which stays
 meaningful on a loaded machine):

@@ -1,4 +1,4 @@
-"""Short CPU experiments and the step-time benchmark for hyperzoo.layers (issue 6: LAuReL, GCR, MixtureGrowth).
+"""Short CPU experiments and the step-time benchmark for hyperzoo.layers (LAuReL, GCR, MixtureGrowth).
 
     python experiments/exp_layers.py bench                  # step time of each layer vs its plain counterpart
     python experiments/exp_layers.py laurel --train 8000 --epochs 4
@@ -396,14 +396,14 @@ def run_plot(args: argparse.Namespace) -> None:
             ax.scatter(r["train_flops"] / 1e12, 100 * r["test_acc"])
             ax.annotate(r["run"].split("/")[0], (r["train_flops"] / 1e12, 100 * r["test_acc"]), fontsize=8)
         ax.set(xlabel="training TFLOPs", ylabel="test top-1 (%)", title="MixtureGrowth, WRN-16-2")
-    fig.suptitle("CIFAR-10 (JPEG), CPU, short schedules, 1 seed (see experiments/notes/issue6.md)")
+    fig.suptitle("CIFAR-10 (JPEG), CPU, short schedules, 1 seed (see experiments/notes/laurel_gcr_growth.md)")
     fig.tight_layout()
     PLOTS.mkdir(exist_ok=True)
     fig.savefig(PLOTS / "layers_cifar10.png", dpi=110)
 
 
 def run_table(args: argparse.Namespace) -> None:
-    """Markdown tables of every finished run (for experiments/notes/issue6.md and RESULTS.md)."""
+    """Markdown tables of every finished run (for experiments/notes/laurel_gcr_growth.md and RESULTS.md)."""
     pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
     rows = list(_done("laurel").values())
     if rows:

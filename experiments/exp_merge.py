@@ -1,4 +1,4 @@
-"""Merge experiments on the CIFAR-10 zoo (issue 7): same labels (x1, x2) and disjoint label halves.
+"""Merge experiments on the CIFAR-10 zoo: same labels (x1, x2) and disjoint label halves.
 
     OMP_NUM_THREADS=1 python experiments/exp_merge.py --pair r20x1-s0 r20x1-s1 --test-limit 5000 \
         --out experiments/logs/merge_x1.json

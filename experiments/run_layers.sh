@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 6 (hyperzoo.layers) CPU experiments, exactly as run for experiments/notes/issue6.md. Every step resumes
-# (finished runs are skipped). On the shared 2-core machine the steps were started side by side, each as
+# hyperzoo.layers (LAuReL, GCR, MixtureGrowth) CPU experiments, exactly as run for experiments/notes/laurel_gcr_growth.md.
+# Every step resumes (finished runs are skipped). On the shared 2-core machine the steps were started side by side,
+# each as
 #   nohup nice -n 10 env OMP_NUM_THREADS=1 bash experiments/run_layers.sh <step> > experiments/logs/layers_<step>.log 2>&1 &
 # The GCR "linear" row is the LAuReL "plain" run (identical recipe), copied by the `gcr` step, not retrained.
 set -euo pipefail

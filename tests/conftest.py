@@ -1,4 +1,7 @@
-"""Session-wide test settings: a private hyperzoo cache and the location of ../shared."""
+"""Session-wide test settings: a private hyperzoo cache; a run with conformance tests fails without their data.
+
+Where ``../shared`` is: :mod:`tests.paths` (``from tests.paths import SHARED``).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.paths import missing_conformance_error
+
 # Tests run small operators, where a second thread only adds synchronisation (50x slower on a loaded 2-core machine).
 torch.set_num_threads(1)
 
 warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*", category=FutureWarning)
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Conformance tests never skip: selected without ``shared/conformance`` beside the repository, the run fails."""
+    error = missing_conformance_error(session.items)
+    if error:
+        raise pytest.UsageError(error)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,9 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-SHARED_CIFAR10 = SHARED / "data" / "cifar10-jpeg.tar.gz"
-
 
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

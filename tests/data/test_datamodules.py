@@ -1,5 +1,4 @@
 import pickle
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -14,8 +13,7 @@ from hyperzoo.data import (
     ImageNetDataModule,
 )
 from hyperzoo.errors import DataError
-
-SHARED_CIFAR10 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+from tests.paths import SHARED_CIFAR10
 
 
 class TinyClassifier(pl.LightningModule):

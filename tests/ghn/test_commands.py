@@ -18,6 +18,7 @@ from hyperzoo.cli import main  # noqa: E402
 from hyperzoo.ghn import create_ghn, load_ghn, save_ghn  # noqa: E402
 from hyperzoo.ghn.commands import parse_indices  # noqa: E402
 from hyperzoo.nets import create_model  # noqa: E402
+from tests.paths import SHARED_CIFAR10  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_STORE = REPO / "graphs" / "test.h5"
@@ -216,7 +217,6 @@ def test_predict_onnx_errors(ckpt, resnet18_onnx, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------- full CIFAR-10
-SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 @pytest.mark.slow

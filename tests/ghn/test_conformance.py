@@ -24,17 +24,14 @@ warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*
 from hyperzoo.ghn import GHN2, load_reference_checkpoint  # noqa: E402
 from hyperzoo.graphs import graph_from_module  # noqa: E402
 from hyperzoo.nets import create_model  # noqa: E402
+from tests.paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CHECKPOINT = SHARED / "conformance" / "ghn2_cifar10_seed0.pt"
 FINGERPRINTS = SHARED / "conformance" / "ppuda_ghn2_seed0.json"
 MORE = SHARED / "conformance" / "ppuda_ghn2_seed0_more.json"
 RTOL = 1e-4
 
-pytestmark = pytest.mark.skipif(
-    not (CHECKPOINT.is_file() and FINGERPRINTS.is_file()),
-    reason="reference GHN-2 conformance data not found (shared/conformance/ beside the repo)",
-)
+pytestmark = pytest.mark.conformance
 
 
 @lru_cache(maxsize=1)
@@ -44,8 +41,6 @@ def fingerprints() -> dict:
 
 @lru_cache(maxsize=1)
 def more_fingerprints() -> dict:
-    if not MORE.is_file():
-        pytest.skip(f"conformance data not found ({MORE.name} beside the repo in shared/)")
     return json.loads(MORE.read_text())
 
 

@@ -23,18 +23,16 @@ from hyperzoo.ghn import GHN, from_pretrained, load_ghn, save_ghn  # noqa: E402
 from hyperzoo.ghn.ghn import set_bn_batch_stats  # noqa: E402
 from hyperzoo.ghn.reference_ghn3 import infer_ghn3_config, load_reference_ghn3  # noqa: E402
 from hyperzoo.graphs.ghn3_rules import reference_shape_4d  # noqa: E402
+from tests.paths import CONFORMANCE  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "ghn3"
+SHARED = CONFORMANCE / "ghn3"
 JOBLIB = SHARED / "ghn3tm8_seed0.pt"
 TORCH = SHARED / "ghn3tm8_seed0_torch.pt"
 FINGERPRINTS = SHARED / "ghn3t_seed0.json"
 RTOL = 1e-4
 MODELS = ["resnet50", "resnet18", "mobilenet_v2", "vit_b_16", "convnext_tiny", "efficientnet_b0"]
 
-pytestmark = pytest.mark.skipif(
-    not (JOBLIB.is_file() and TORCH.is_file() and FINGERPRINTS.is_file()),
-    reason="reference GHN-3 conformance data not found (shared/conformance/ghn3 beside the repo)",
-)
+pytestmark = pytest.mark.conformance
 
 
 def _ghn2_comparison():

@@ -35,8 +35,8 @@ from hyperzoo.ghn.published import (
 )
 from hyperzoo.nets import create_model
 from hyperzoo.registry import RegistryEntry
+from tests.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # the same place as tests/conftest.py's SHARED
 GHN3_FILE = SHARED / "conformance" / "ghn3" / "ghn3tm8_seed0.pt"
 
 # ppuda's constructor config of each published file (ppuda experiments/train_ghn.py; shared/reference/ghn.md C.4)
@@ -358,8 +358,8 @@ def test_hub_cache_dir_argument_wins(tmp_path, monkeypatch):
     assert fetch_published("ghn3-s", cache_dir=other) == snap
 
 
+@pytest.mark.conformance
 def test_ghn3_loads_from_the_hub_cache(hub):
-    assert GHN3_FILE.is_file(), f"{GHN3_FILE} not found: the conformance data must sit in shared/ beside the repo"
     fill_hub_cache(hub, "ghn3tm8.pt", GHN3_FILE)
     ghn = from_pretrained("ghn3-t")
     assert not ghn.training and ghn.num_classes == 1000 and ghn.hid == 64

@@ -16,8 +16,9 @@ warnings.filterwarnings("ignore", message=r".*`torch.jit.script` is deprecated.*
 from hyperzoo.errors import DataError  # noqa: E402
 from hyperzoo.ghn import from_pretrained, load_ghn  # noqa: E402
 from hyperzoo.ghn.safe_pickle import UnsafePickleError, load_pickled_state_dict, read_legacy_storage  # noqa: E402
+from tests.paths import CONFORMANCE  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "ghn3"
+SHARED = CONFORMANCE / "ghn3"
 JOBLIB = SHARED / "ghn3tm8_seed0.pt"
 TORCH = SHARED / "ghn3tm8_seed0_torch.pt"
 
@@ -90,7 +91,7 @@ def test_torch_zip_that_runs_a_command_is_refused(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.skipif(not JOBLIB.is_file(), reason="shared/conformance/ghn3 not found")
+@pytest.mark.conformance
 def test_truncated_and_corrupt_files_give_clear_errors(tmp_path):
     data = JOBLIB.read_bytes()
     short = tmp_path / "short.pt"
@@ -108,7 +109,7 @@ def test_truncated_and_corrupt_files_give_clear_errors(tmp_path):
         load_pickled_state_dict(tmp_path / "missing.pt")
 
 
-@pytest.mark.skipif(not (JOBLIB.is_file() and TORCH.is_file()), reason="shared/conformance/ghn3 not found")
+@pytest.mark.conformance
 def test_published_format_reads_the_same_tensors_as_the_torch_format():
     state = load_pickled_state_dict(JOBLIB)
     ref = torch.load(TORCH, weights_only=True)["state_dict"]

@@ -17,8 +17,8 @@ import pytest
 from hyperzoo.graphs import graph_from_module
 from hyperzoo.nets import create_model
 from hyperzoo.nets.meta_params import parameters_on_meta
+from tests.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CONFORMANCE = SHARED / "conformance" / "ppuda_ghn2_seed0.json"
 MORE = SHARED / "conformance" / "ppuda_ghn2_seed0_more.json"
 
@@ -35,10 +35,7 @@ MORE_SLOW = [
 ]  # fmt: skip
 MORE_MODELS = [*MORE_FAST, *(pytest.param(name, marks=pytest.mark.slow) for name in MORE_SLOW)]
 
-pytestmark = pytest.mark.skipif(
-    not CONFORMANCE.is_file(),
-    reason=f"conformance data not found ({CONFORMANCE.name} beside the repo in shared/)",
-)
+pytestmark = pytest.mark.conformance
 
 
 @lru_cache(maxsize=1)
@@ -48,8 +45,6 @@ def reference() -> dict:
 
 @lru_cache(maxsize=1)
 def more() -> dict:
-    if not MORE.is_file():
-        pytest.skip(f"conformance data not found ({MORE.name} beside the repo in shared/)")
     return json.loads(MORE.read_text())
 
 
@@ -78,10 +73,9 @@ def test_torchvision_graphs_equal_reference(name):
 
 
 def test_darts_graph_equals_reference():
-    deepnets1m = pytest.importorskip("hyperzoo.nets.deepnets1m", reason="DeepNets-1M Network not available yet")
-    if not hasattr(deepnets1m, "Network") or not hasattr(deepnets1m, "DARTS"):
-        pytest.skip("hyperzoo.nets.deepnets1m has no Network/DARTS yet")
-    model = deepnets1m.Network(C=16, num_classes=10, genotype=deepnets1m.DARTS, n_cells=8, is_imagenet_input=False)
+    from hyperzoo.nets.deepnets1m import DARTS, Network
+
+    model = Network(C=16, num_classes=10, genotype=DARTS, n_cells=8, is_imagenet_input=False)
     graph = graph_from_module(model, input_size=32)
     check(graph, "darts")
 

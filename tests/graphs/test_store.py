@@ -20,9 +20,8 @@ from hyperzoo.graphs import ArchGraph, graph_from_module
 from hyperzoo.graphs.deepnets1m_io import DeepNets1MReader
 from hyperzoo.graphs.generate import generate_split
 from hyperzoo.graphs.store import FORMAT_VERSION, GraphStore, GraphStoreWriter, write_graphs
+from tests.paths import REPO, SHARED
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 DEEPNETS = SHARED / "conformance" / "deepnets1m"
 
 
@@ -100,10 +99,7 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def _reader(name: str) -> DeepNets1MReader:
-    path = DEEPNETS / f"deepnets1m_{name}.hdf5"
-    if not path.exists():
-        pytest.skip(f"published DeepNets-1M sample files not found in {DEEPNETS} (the shared folder)")
-    return DeepNets1MReader(path, s_max=50)
+    return DeepNets1MReader(DEEPNETS / f"deepnets1m_{name}.hdf5", s_max=50)
 
 
 def _stored_cell_order(graph: ArchGraph, n_cells: int) -> list[int]:
@@ -120,6 +116,7 @@ def _stored_cell_order(graph: ArchGraph, n_cells: int) -> list[int]:
     return sorted(range(len(cells)), key=cells.__getitem__)
 
 
+@pytest.mark.conformance
 @pytest.mark.parametrize("name", ["train", "eval"])
 def test_published_deepnets1m_round_trip(name: str) -> None:
     """Rebuilt CNNs give the stored edges exactly; stored node rows are the rebuilt nodes grouped by cell.
@@ -152,6 +149,7 @@ def test_published_deepnets1m_round_trip(name: str) -> None:
     assert n_cnn >= 8 and n_vit >= 4
 
 
+@pytest.mark.conformance
 def test_published_reader_pickles_and_shapes() -> None:
     reader = _reader("eval")
     g = reader[2]
@@ -194,6 +192,7 @@ def test_generation_survives_sigkill(tmp_path: Path) -> None:
     assert generate_split("val", 6, out, part_size=2, max_cells=4, progress=False) == out
 
 
+@pytest.mark.conformance
 def test_published_reader_rebuild_aligns_labels_with_edges() -> None:
     reader = _reader("train")
     stored, rebuilt = reader[1], DeepNets1MReader(reader.path, rebuild=True)[1]

@@ -88,7 +88,7 @@ def test_condense_keeps_the_key_and_the_problem():
 
 
 def test_ddp_spawn_on_two_cpu_processes(tmp_path):
-    """The issue's `--trainer.devices 2 --trainer.strategy ddp_spawn` on CPU, as a user runs it."""
+    """The README's `--trainer.devices 2 --trainer.strategy ddp_spawn` on CPU, as a user runs it."""
     root = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "hyperzoo.cli", "fit", "--config", CONFIG, *TINY,

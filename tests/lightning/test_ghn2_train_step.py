@@ -33,19 +33,16 @@ from hyperzoo.ghn import load_reference_checkpoint
 from hyperzoo.ghn.checkpoint import map_reference_state_dict
 from hyperzoo.graphs.deepnets1m_io import DeepNets1MReader
 from hyperzoo.lightning import GHNModule
+from tests.paths import CONFORMANCE
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 GOLDEN = CONFORMANCE / "ghn2_train_step_seed0.json"
 CHECKPOINT = CONFORMANCE / "ghn2_cifar10_seed0.pt"
 TRAIN_FILE = CONFORMANCE / "deepnets1m" / "deepnets1m_train.hdf5"
 RTOL = 1e-4
 
-pytestmark = pytest.mark.skipif(
-    not (GOLDEN.is_file() and CHECKPOINT.is_file() and TRAIN_FILE.is_file()),
-    reason="reference training-step data not found (shared/conformance/ beside the repo)",
-)
+pytestmark = pytest.mark.conformance
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,18 +21,17 @@ from hyperzoo.nets.deepnets1m import (
     skip_init,
 )
 from hyperzoo.nets.deepnets1m.ops import parse_op
+from tests.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CONFORMANCE = SHARED / "conformance" / "ppuda_ghn2_seed0.json"
 
 
 @pytest.fixture(scope="module")
 def darts_reference() -> dict:
-    if not CONFORMANCE.exists():
-        pytest.skip(f"conformance file not found at {CONFORMANCE} (the shared folder beside the repo)")
     return json.loads(CONFORMANCE.read_text())["models"]["darts"]
 
 
+@pytest.mark.conformance
 def test_darts_parameter_names_and_shapes_match_reference(darts_reference: dict) -> None:
     net = Network(C=16, num_classes=10, genotype=DARTS, n_cells=8, is_imagenet_input=False)
     ours = [(name, list(p.shape)) for name, p in net.named_parameters()]

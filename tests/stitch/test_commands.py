@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import torch
+from safetensors.torch import load_file
+
 from hyperzoo.cli import main
 from hyperzoo.nets import create_model
 from hyperzoo.zoo.store import save_model
@@ -64,10 +67,11 @@ def test_fit_and_select(tmp_path, capsys) -> None:
 
 
 def test_fit_overrides_init_and_epochs(tmp_path) -> None:
-    for name in ("a", "b"):
+    zoo = [create_model("resnet8", shortcut="B") for _ in range(2)]
+    for name, model in zip(("a", "b"), zoo):
         save_model(
             name,
-            create_model("resnet8", shortcut="B"),
+            model,
             {"model": "resnet8", "model_kwargs": {"shortcut": "B"}},
             tmp_path,
         )
@@ -77,7 +81,16 @@ def test_fit_overrides_init_and_epochs(tmp_path) -> None:
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--init", "random", "--epochs", "0"]) == 0
     meta = json.loads((out / "configs.json").read_text())["meta"]
     assert meta["config"]["init"] == "random" and meta["config"]["train"]["max_epochs"] == 0
-    assert meta["init_s"] < 1.0 and meta["train_s"] < 1.0  # no LS pass, no training
+    # no training: the anchors keep the zoo's weights; no LS pass: the stitches are not the least-squares ones
+    state = load_file(str(out / "snnet.safetensors"))
+    for i in range(2):
+        anchor = {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"anchors.{i}.")}
+        assert anchor and any(all(torch.equal(v, m.state_dict()[k]) for k, v in anchor.items()) for m in zoo)
+    ls_out = tmp_path / "ls_untrained"
+    assert main(["stitch", "fit", "--config", str(cfg), "--out", str(ls_out), "--epochs", "0"]) == 0
+    ls_state = load_file(str(ls_out / "snnet.safetensors"))
+    stitches = [k for k in state if k.startswith("stitches.") and k.endswith(".weight")]
+    assert stitches and not any(torch.equal(state[k], ls_state[k]) for k in stitches)
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--epochs", "-1"]) == 2
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--anchor-lr-scale", "-1"]) == 2
 

@@ -1,7 +1,7 @@
-"""Markdown tables for experiments/RESULTS.md (issue 7) from the result files of exp_merge.py and stitch fit.
+"""Markdown tables for experiments/RESULTS.md from the result files of exp_merge.py and stitch fit.
 
-    python experiments/tables_issue7.py merge experiments/logs/s4/merge_x1.json
-    python experiments/tables_issue7.py stitch runs/stitch_cifar10_ls/configs.json \
+    python experiments/tables_merge_stitch.py merge experiments/logs/s4/merge_x1.json
+    python experiments/tables_merge_stitch.py stitch runs/stitch_cifar10_ls/configs.json \
         --other "random init + 1 epoch=runs/stitch_cifar10_random/configs.json" \
         --other "LS init, untrained=runs/stitch_cifar10_ls_untrained/configs.json"
 
