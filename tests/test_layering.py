@@ -5,7 +5,8 @@ One table, :data:`ALLOWED`, says which parts of hyperzoo each part may import; a
 imported from anywhere and import only each other. Every subpackage's ``__init__`` docstring repeats its row in a
 "May import:" paragraph, and a test keeps the two in sync. The layers, bottom to top:
 
-- base: ``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``cli_flags``, ``bench``, ``_lazy``, ``_procs``
+- base: ``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``cli_flags``, ``bench``,
+  ``_lazy``, ``_procs``
 - low: ``nets``; ``graphs``, ``layers`` (both build on ``nets``); ``data`` (graph datasets build on ``graphs``)
 - ``hypernets`` (what every hypernetwork shares), then the hypernetworks ``ghn`` and ``smash``
 - the model zoo ``zoo``, then the methods that use it, ``merge`` and ``stitch`` (which uses ``merge``'s solvers)

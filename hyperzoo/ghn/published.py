@@ -62,7 +62,7 @@ __all__ = [
     "list_published",
     "load_published",
     "ppuda_base_url",
-    ]
+]
 
 PPUDA_COMMIT = "4673a42507a9dcd0a5ae04e74599e8c92af689b9"
 PPUDA_DEFAULT_URL = f"https://raw.githubusercontent.com/facebookresearch/ppuda/{PPUDA_COMMIT}/checkpoints"
