@@ -146,7 +146,7 @@ def infer_role(module: nn.Module | None, leaf: str, param: Any, chain: list[Any]
     norm = _norm_module_op(module)
     if norm is not None and leaf in _NORM_WEIGHT | _NORM_BIAS and _channelwise(shape):
         return norm
-    use, slot, child = _use(chain, leaf_fn)
+    use, slot, _child = _use(chain, leaf_fn)
     if use is None:
         return None
     kind = _prefix(use)
