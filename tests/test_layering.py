@@ -66,9 +66,6 @@ ALLOWED: dict[str, frozenset[str]] = {
 # empties this after merging those branches; an entry that no longer matches an import fails
 # test_allowlists_hold_only_live_entries, so a stale one is noticed. (importing module, imported module)
 LAYERING_ALLOWLIST: dict[tuple[str, str], str] = {
-    # the GHN-2 decoder as a generic hypernet body reads ghn.decoder: the general layer depends on the specific one
-    # (branch r-functional turns it around: ghn depends on hypernets)
-    ("hyperzoo.hypernets.ghn_decoder", "hyperzoo.ghn.decoder"): "r-functional",
     # loading a merged zoo entry rebuilds the widened network through merge (zoo sits below merge); needs a
     # decision: a rebuild hook registered by merge, or merged entries stored so the zoo can rebuild them alone
     ("hyperzoo.zoo.store", "hyperzoo.merge.run"): "lead",
@@ -79,13 +76,9 @@ LAYERING_ALLOWLIST: dict[tuple[str, str], str] = {
     ("hyperzoo.stitch.run", "hyperzoo.lightning.config_overrides"): "lead: move the stitch driver to lightning/",
 }
 
-# Private names imported from another module today, in files another branch rewrites (branch r-tracing: one
-# tracing core with a public node protocol). (importing module, defining module, name)
-PRIVATE_ALLOWLIST: dict[tuple[str, str, str], str] = {
-    ("hyperzoo.graphs.onnx", "hyperzoo.graphs.from_module", "_trace"): "r-tracing",
-    ("hyperzoo.graphs.onnx", "hyperzoo.graphs.param_ops", "_NAMED_PARAMS"): "r-tracing",
-    ("hyperzoo.graphs.ghn3_rules", "hyperzoo.graphs.from_module", "_meta_trace_kernels"): "r-tracing",
-}
+# Private names imported from another module (importing module, defining module, name): none left; an entry needs
+# a reason, as in the tables above.
+PRIVATE_ALLOWLIST: dict[tuple[str, str, str], str] = {}
 
 # Modules that import each other through function-level (deferred) imports. Python runs them, but each is a knot
 # to untie. (sorted module names of the cycle)
