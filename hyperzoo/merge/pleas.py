@@ -284,7 +284,7 @@ def refit_least_squares(
     return _write_solutions(solvers, mods_m)
 
 
-def _write_solutions(solvers: dict[str, RidgeSolver], mods_m: dict[str, nn.Module]) -> dict[str, int]:
+def _write_solutions(solvers: dict[str, RidgeSolver], mods_m: dict[str, Any]) -> dict[str, int]:
     """Solves each layer's ridge problem, writes the weights (and biases) into the merged layer in place.
 
     Returns:
