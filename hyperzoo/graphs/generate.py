@@ -251,11 +251,8 @@ def run_generation(
         raise ConfigError(f"num={num}, part_size={part_size}: both must be positive")
     out = Path(out)
     parts_dir = out.with_name(out.name + ".parts")
-    if out.exists() and not parts_dir.exists():
-        store = GraphStore(out)
-        if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
-            return out  # already complete
-        raise DataError(f"{out} exists (different settings or fewer graphs); delete it or write to another path")
+    if _finished_store(out, parts_dir, num, meta):
+        return out
     parts_dir.mkdir(parents=True, exist_ok=True)
     parts, done, cursor, seen = _read_parts(parts_dir, meta)
 
@@ -264,30 +261,12 @@ def run_generation(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num, initial=done, desc=f"{label} graphs", unit="graph", dynamic_ncols=True)
-    t0, made, rejected = time.perf_counter(), 0, 0
-    buffer: list[tuple[int, dict[str, Any], ArchGraph]] = []
+    t0 = time.perf_counter()
     stream = blocks(cursor) if done < num else iter(())
     try:
-        for block in stream:
-            for j, args, graph in block:
-                if args["hash"] in reject:
-                    rejected += 1
-                    continue
-                if args["hash"] in seen:
-                    continue
-                seen.add(args["hash"])
-                buffer.append((j, args, graph))
-                made += 1
-                if bar is not None:
-                    bar.update(1)
-                if len(buffer) == part_size or done + len(buffer) == num:
-                    parts.append(_write_part(parts_dir, len(parts), buffer, done, meta, name_prefix))
-                    done += len(buffer)
-                    buffer = []
-                if done == num:
-                    break
-            if done == num:
-                break
+        made, rejected = _store_stream(
+            stream, num, done, parts, parts_dir, seen, reject, part_size, meta, name_prefix, bar
+        )
     finally:
         if hasattr(stream, "close"):
             stream.close()  # stops the worker pool
@@ -300,6 +279,65 @@ def run_generation(
     _merge(parts, out, meta, compression, extra, limit=num)  # parts of an earlier, longer request may hold more
     shutil.rmtree(parts_dir)
     return out
+
+
+def _finished_store(out: Path, parts_dir: Path, num: int, meta: dict[str, Any]) -> bool:
+    """Whether ``out`` is a finished store of at least ``num`` graphs with settings ``meta``.
+
+    Raises:
+        DataError: ``out`` exists, no run is in progress (no ``parts_dir``), and it holds fewer graphs or was
+            generated with other settings.
+    """
+    if out.exists() and not parts_dir.exists():
+        store = GraphStore(out)
+        if len(store) >= num and all(store.attrs.get(k) == v for k, v in meta.items()):
+            return True
+        raise DataError(f"{out} exists (different settings or fewer graphs); delete it or write to another path")
+    return False
+
+
+def _store_stream(
+    stream: Iterator[list[tuple[int, dict[str, Any], ArchGraph]]],
+    num: int,
+    done: int,
+    parts: list[Path],
+    parts_dir: Path,
+    seen: set[str],
+    reject: frozenset[str],
+    part_size: int,
+    meta: dict[str, Any],
+    name_prefix: str,
+    bar: Any,
+) -> tuple[int, int]:
+    """Commits new graphs of ``stream`` in parts of ``part_size`` until ``num`` graphs are stored in all.
+
+    ``done`` graphs are already in ``parts`` (appended to in place) and ``seen`` holds their hashes (updated
+    in place); rejected and already seen graphs are skipped, and ``bar`` (a tqdm bar or None) counts new ones.
+
+    Returns:
+        The graphs stored and the graphs rejected in this run.
+    """
+    made, rejected = 0, 0
+    buffer: list[tuple[int, dict[str, Any], ArchGraph]] = []
+    for block in stream:
+        for j, args, graph in block:
+            if args["hash"] in reject:
+                rejected += 1
+                continue
+            if args["hash"] in seen:
+                continue
+            seen.add(args["hash"])
+            buffer.append((j, args, graph))
+            made += 1
+            if bar is not None:
+                bar.update(1)
+            if len(buffer) == part_size or done + len(buffer) == num:
+                parts.append(_write_part(parts_dir, len(parts), buffer, done, meta, name_prefix))
+                done += len(buffer)
+                buffer = []
+            if done == num:
+                return made, rejected
+    return made, rejected
 
 
 def _write_part(

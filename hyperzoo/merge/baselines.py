@@ -122,32 +122,14 @@ def merge_models(
     Raises:
         ConfigError: an unknown method, a width outside [1, 2], different architectures, or missing batches.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
-    if not 1.0 <= width <= 2.0:
-        raise ConfigError(f"merge width must be in [1, 2] (1 = fully merged, 2 = side by side), got {width}")
-    if method in ("average", "rebasin") and width != 1.0:
-        raise ConfigError(f"method {method!r} merges at width 1 only; use method='pleas' for width {width}")
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model_a.modules())
-    if batches is None and (method.startswith("pleas") or has_bn):
-        raise ConfigError(f"method {method!r} needs training batches (matching, least squares or BN reset)")
+    has_bn = _check_merge_args(method, width, batches, model_a)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     spec = spec or derive_spec(model_a, strict=strict)
     spec.check_compatible(model_b.state_dict())
     times["spec_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    similarity: dict[int, Tensor] | None = None
-    perms: Indices
-    if matching is not None and method != "average":
-        perms, similarity = matching
-    elif method == "average":
-        perms = {g: torch.arange(spec.leaves[g].size) for g in spec.groups}
-    elif method in ("rebasin", "pleas_weight"):
-        perms, similarity = weight_matching(spec, model_a.state_dict(), model_b.state_dict(), seed=seed)
-    else:
-        assert batches is not None
-        perms, similarity = activation_matching(model_a, model_b, spec, batches, match_batches)
+    perms, similarity = _match_models(method, model_a, model_b, spec, batches, match_batches, seed, matching)
     times["match_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     plan = partial_plan(spec, perms, similarity, width, label_spaces)
@@ -161,22 +143,72 @@ def merge_models(
     if has_bn and batches is not None and bn_batches > 0:
         reset_bn_stats(merged, batches, bn_batches)
     times["bn_reset_s"] = time.perf_counter() - t0
-    x = torch.zeros(spec.input_shape[1:], device=next(model_a.parameters()).device)[None]
-    single = count_macs(model_a, x)
     info: dict[str, Any] = {
         "method": method,
         "width": width,
         "least_squares": bool(least_squares and method.startswith("pleas")),
         "label_spaces": label_spaces,
-        "macs": count_macs(merged, x),
-        "macs_single": single,
-        "params": count_params(merged),
-        "params_single": count_params(model_a),
+        **_cost_info(model_a, merged, spec),
         "merged_fraction": plan.merged_fraction(spec),
         "groups": len(spec.groups),
         "matching_cached": matching is not None,
         "ls_rows_min": min(rows.values()) if rows else 0,
         **times,
     }
-    info["macs_ratio"] = int(info["macs"]) / max(1, single)
+    info["macs_ratio"] = int(info["macs"]) / max(1, info["macs_single"])
     return MergeResult(merged, spec, plan, perms, info)
+
+
+def _check_merge_args(method: str, width: float, batches: Iterable[Any] | None, model_a: nn.Module) -> bool:
+    """Raises ConfigError for an unknown method, a width it cannot merge at, or missing batches it needs.
+
+    Returns:
+        Whether ``model_a`` has BatchNorm layers (then the merge resets their statistics).
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
+    if not 1.0 <= width <= 2.0:
+        raise ConfigError(f"merge width must be in [1, 2] (1 = fully merged, 2 = side by side), got {width}")
+    if method in ("average", "rebasin") and width != 1.0:
+        raise ConfigError(f"method {method!r} merges at width 1 only; use method='pleas' for width {width}")
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model_a.modules())
+    if batches is None and (method.startswith("pleas") or has_bn):
+        raise ConfigError(f"method {method!r} needs training batches (matching, least squares or BN reset)")
+    return has_bn
+
+
+def _match_models(
+    method: str,
+    model_a: nn.Module,
+    model_b: nn.Module,
+    spec: PermutationSpec,
+    batches: Iterable[Any] | None,
+    match_batches: int,
+    seed: int,
+    matching: tuple[Indices, dict[int, Tensor]] | None,
+) -> tuple[Indices, dict[int, Tensor] | None]:
+    """The permutations of B onto A (and the matched units' similarities) that ``method`` merges with.
+
+    ``average`` uses identities (no similarity), ``rebasin``/``pleas_weight`` weight matching, ``pleas``
+    activation matching; a precomputed ``matching`` is reused for every method but ``average``.
+    """
+    if matching is not None and method != "average":
+        return matching
+    if method == "average":
+        return {g: torch.arange(spec.leaves[g].size) for g in spec.groups}, None
+    if method in ("rebasin", "pleas_weight"):
+        return weight_matching(spec, model_a.state_dict(), model_b.state_dict(), seed=seed)
+    assert batches is not None
+    return activation_matching(model_a, model_b, spec, batches, match_batches)
+
+
+def _cost_info(model_a: nn.Module, merged: nn.Module, spec: PermutationSpec) -> dict[str, Any]:
+    """MACs and parameter counts of the merged model and of one source model."""
+    x = torch.zeros(spec.input_shape[1:], device=next(model_a.parameters()).device)[None]
+    single = count_macs(model_a, x)
+    return {
+        "macs": count_macs(merged, x),
+        "macs_single": single,
+        "params": count_params(merged),
+        "params_single": count_params(model_a),
+    }

@@ -258,15 +258,7 @@ def refit_least_squares(
         m = mods_m[name]
         w = m.weight
         solvers[name] = RidgeSolver(w[0].numel(), w.shape[0], bias=m.bias is not None, ridge=ridge)
-    caught: tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]] = ({}, {})
-    handles = []
-    for side in (0, 1):
-        for name in layers:
-
-            def hook(mod: nn.Module, inp: Any, out: Tensor, name: str = name, side: int = side) -> None:
-                caught[side][name] = (inp[0].detach(), out.detach())
-
-            handles.append(mods[side][name].register_forward_hook(hook))
+    caught, handles = _catch_layer_io(layers, mods)
     was = model_a.training, model_b.training
     model_a.eval()
     model_b.eval()
@@ -279,29 +271,25 @@ def refit_least_squares(
             x = (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device)
             model_a(x)
             model_b(x)
-            for name, (tie_in, tie_out) in layers.items():
-                m = mods_m[name]
-                (xa, ya), (xb, yb) = caught[0][name], caught[1][name]
-                cdim = 1 if isinstance(m, nn.Conv2d) else xa.ndim - 1
-                xm = _merge_activation(xa, xb, cdim, tie_in, spec, plan)
-                ym = _merge_activation(ya, yb, cdim, tie_out, spec, plan)
-                conv = isinstance(m, nn.Conv2d)
-                rows_y = rearrange(ym, "b c h w -> (b h w) c") if conv else ym.reshape(-1, ym.shape[-1])
-                keep = None
-                if rows_y.shape[0] > rows_per_batch:
-                    keep = torch.randperm(rows_y.shape[0], generator=gen)[:rows_per_batch].to(ym.device)
-                    rows_y = rows_y[keep]
-                if conv:  # only the kept im2col rows are gathered
-                    rows_x = _patches(xm, m) if keep is None else _sampled_patches(xm, m, keep, ym.shape[2:])
-                else:
-                    rows_x = xm.reshape(-1, xm.shape[-1])
-                    rows_x = rows_x if keep is None else rows_x[keep]
+            for name, ties in layers.items():
+                rows_x, rows_y = _layer_rows(
+                    mods_m[name], caught[0][name], caught[1][name], ties, spec, plan, rows_per_batch, gen
+                )
                 solvers[name].update(rows_x, rows_y)
     finally:
         for h in handles:
             h.remove()
         model_a.train(was[0])
         model_b.train(was[1])
+    return _write_solutions(solvers, mods_m)
+
+
+def _write_solutions(solvers: dict[str, RidgeSolver], mods_m: dict[str, Any]) -> dict[str, int]:
+    """Solves each layer's ridge problem, writes the weights (and biases) into the merged layer in place.
+
+    Returns:
+        The number of rows each layer was fitted on.
+    """
     counts = {}
     for name, solver in solvers.items():
         m = mods_m[name]
@@ -311,3 +299,61 @@ def refit_least_squares(
             m.bias.copy_(b)
         counts[name] = solver.n
     return counts
+
+
+_LayerIO = dict[str, tuple[Tensor, Tensor]]
+
+
+def _catch_layer_io(
+    layers: Iterable[str], mods: tuple[dict[str, nn.Module], dict[str, nn.Module]]
+) -> tuple[tuple[_LayerIO, _LayerIO], list[torch.utils.hooks.RemovableHandle]]:
+    """Forward hooks that keep the latest (input, output) of each layer of both source models.
+
+    Returns:
+        ``caught[side][name]`` (filled on each forward pass of model A (side 0) / B (side 1)), and the hook
+        handles to remove.
+    """
+    caught: tuple[_LayerIO, _LayerIO] = ({}, {})
+    handles = []
+    for side in (0, 1):
+        for name in layers:
+
+            def hook(mod: nn.Module, inp: Any, out: Tensor, name: str = name, side: int = side) -> None:
+                caught[side][name] = (inp[0].detach(), out.detach())
+
+            handles.append(mods[side][name].register_forward_hook(hook))
+    return caught, handles
+
+
+def _layer_rows(
+    m: nn.Module,
+    io_a: tuple[Tensor, Tensor],
+    io_b: tuple[Tensor, Tensor],
+    ties: tuple[AxisTie, AxisTie],
+    spec: PermutationSpec,
+    plan: MergePlan,
+    rows_per_batch: int,
+    gen: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Least-squares rows ``(inputs, targets)`` of merged layer ``m`` from one batch of source activations.
+
+    Inputs and targets are the merged activations ``M_A h_A + M_B h_B`` (im2col patches for convs); at most
+    ``rows_per_batch`` rows are kept, a random subset drawn from ``gen``.
+    """
+    (xa, ya), (xb, yb) = io_a, io_b
+    tie_in, tie_out = ties
+    cdim = 1 if isinstance(m, nn.Conv2d) else xa.ndim - 1
+    xm = _merge_activation(xa, xb, cdim, tie_in, spec, plan)
+    ym = _merge_activation(ya, yb, cdim, tie_out, spec, plan)
+    conv = isinstance(m, nn.Conv2d)
+    rows_y = rearrange(ym, "b c h w -> (b h w) c") if conv else ym.reshape(-1, ym.shape[-1])
+    keep = None
+    if rows_y.shape[0] > rows_per_batch:
+        keep = torch.randperm(rows_y.shape[0], generator=gen)[:rows_per_batch].to(ym.device)
+        rows_y = rows_y[keep]
+    if isinstance(m, nn.Conv2d):  # only the kept im2col rows are gathered
+        rows_x = _patches(xm, m) if keep is None else _sampled_patches(xm, m, keep, ym.shape[2:])
+    else:
+        rows_x = xm.reshape(-1, xm.shape[-1])
+        rows_x = rows_x if keep is None else rows_x[keep]
+    return rows_x, rows_y

@@ -241,7 +241,31 @@ class Network(nn.Module):
         if stem_type not in (0, 1):
             raise ValueError(f"stem_type must be 0 (simple) or 1 (ImageNet-style), got {stem_type}")
 
-        C_prev_prev = C_prev = C_curr = C
+        C_stem = self._build_stem(C, ks, is_imagenet_input, stem_pool, stem_type, norm, preproc)
+        C_prev = self._build_cells(
+            genotype, C, C_stem, n_cells, num_classes, is_imagenet_input, stem_pool, norm, preproc, C_mult, auxiliary
+        )
+        self._glob_avg = glob_avg
+        if glob_avg:
+            self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        else:
+            # VGG-style head: flatten the final feature map, whose size the stem and 2 reductions fix
+            small = stem_type == 1 or stem_pool
+            side = (7 if small else 14) if is_imagenet_input else (4 if small else 8)
+            C_prev *= side**2
+        self.classifier = _build_head(C_prev, num_classes, fc_layers, fc_dim)
+
+    def _build_stem(
+        self,
+        C: int,
+        ks: int,
+        is_imagenet_input: bool,
+        stem_pool: bool,
+        stem_type: int,
+        norm: str | None,
+        preproc: bool,
+    ) -> int:
+        """Registers the stem modules (see the class docstring) and returns the channels it outputs."""
         self.stem0: nn.Module
         if self._is_vit:
             self.stem0 = conv_stride(3, C, 16 if is_imagenet_input else 3)
@@ -253,7 +277,7 @@ class Network(nn.Module):
                 norm_layer(norm, C_stem),
                 nn.MaxPool2d(3, stride=2, padding=1) if stem_pool else nn.Identity(),
             )
-            C_prev_prev = C_prev = C_stem
+            return C_stem
         else:
             s = 2 if is_imagenet_input else 1
             self.stem0 = nn.Sequential(
@@ -268,12 +292,31 @@ class Network(nn.Module):
                 nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
                 norm_layer(norm, C),
             )
+        return C
 
+    def _build_cells(
+        self,
+        genotype: Genotype,
+        C: int,
+        C_stem: int,
+        n_cells: int,
+        num_classes: int,
+        is_imagenet_input: bool,
+        stem_pool: bool,
+        norm: str | None,
+        preproc: bool,
+        C_mult: int,
+        auxiliary: bool,
+    ) -> int:
+        """Registers ``self.cells`` (and the auxiliary head after its cell); returns the last cell's channels."""
+        steps = len(genotype.normal_concat)
+        C_prev_prev = C_prev = C_stem
+        C_curr = C
         self._n_cells = n_cells
         reductions = {n_cells // 3, 2 * n_cells // 3} - {0}
         self._auxiliary_cell_ind = 2 * n_cells // 3
         self.cells = nn.ModuleList()
-        reduction_prev = stem_type == 1
+        reduction_prev = self._stem_type == 1
         for cell_ind in range(n_cells):
             reduction = cell_ind in reductions
             if reduction:
@@ -299,28 +342,9 @@ class Network(nn.Module):
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
             if auxiliary and cell_ind == self._auxiliary_cell_ind:
                 self.auxiliary_head = _AuxiliaryHead(
-                    C_prev, num_classes, norm, is_imagenet_input, small=stem_type == 1 or stem_pool
+                    C_prev, num_classes, norm, is_imagenet_input, small=self._stem_type == 1 or stem_pool
                 )
-
-        self._glob_avg = glob_avg
-        if glob_avg:
-            self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        else:
-            # VGG-style head: flatten the final feature map, whose size the stem and 2 reductions fix
-            small = stem_type == 1 or stem_pool
-            side = (7 if small else 14) if is_imagenet_input else (4 if small else 8)
-            C_prev *= side**2
-        head: list[nn.Module] = [nn.Linear(C_prev, fc_dim if fc_layers > 1 else num_classes)]
-        for i in range(fc_layers - 1):
-            if fc_dim <= 0:
-                raise ValueError(f"fc_layers={fc_layers} needs fc_dim > 0")
-            last = i == fc_layers - 2
-            head += [
-                nn.ReLU(inplace=True),
-                nn.Dropout(0.5),
-                nn.Linear(fc_dim, num_classes if last else fc_dim),
-            ]
-        self.classifier = nn.Sequential(*head)
+        return C_prev
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor | None]:
         if self._is_vit:
@@ -341,6 +365,21 @@ class Network(nn.Module):
         out = self.global_pooling(s1) if self._glob_avg else s1
         logits = self.classifier(out.flatten(1))
         return (logits, aux) if self._auxiliary and self.training else logits
+
+
+def _build_head(C_in: int, num_classes: int, fc_layers: int, fc_dim: int) -> nn.Sequential:
+    """The classifier: one linear layer, or ``fc_layers`` linear layers of ``fc_dim`` hidden units."""
+    head: list[nn.Module] = [nn.Linear(C_in, fc_dim if fc_layers > 1 else num_classes)]
+    for i in range(fc_layers - 1):
+        if fc_dim <= 0:
+            raise ValueError(f"fc_layers={fc_layers} needs fc_dim > 0")
+        last = i == fc_layers - 2
+        head += [
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(fc_dim, num_classes if last else fc_dim),
+        ]
+    return nn.Sequential(*head)
 
 
 class _AuxiliaryHead(nn.Module):
