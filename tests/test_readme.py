@@ -3,25 +3,28 @@
 Fences: ``python`` blocks run (in order, sharing one namespace); a ``py`` block is Python the test does not run, and
 the paragraph before it says why; ``bash`` blocks hold shell commands, and each ``hyperzoo`` line among them is
 parsed by the command's own parser (LightningCLI for ``fit``/``validate``/``test``, which prints the resolved
-config and stops); a fence without a language is plain text (the layout tree).
+config and stops); ``yaml`` blocks are config fragments: valid YAML whose every ``class_path`` imports; a fence
+without a language is plain text (the layout tree).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import re
 import shlex
 
 import pytest
+import yaml
 
 from hyperzoo.cli import LIGHTNING, build_parser, main
 from tests.paths import REPO
 
 README = REPO / "README.md"
 FENCE = re.compile(r"```(\w*)\n(.*?)```", flags=re.S)
-LANGUAGES = {"python", "py", "bash", ""}
+LANGUAGES = {"python", "py", "bash", "yaml", ""}
 
 
 def _blocks(language: str) -> list[str]:
@@ -61,11 +64,26 @@ def test_readme_python_examples_run(capsys):
     assert namespace["x"].shape == (64, 3, 32, 32) and namespace["graph"].num_nodes == 126
 
 
+def _check_class_paths(node: object) -> None:
+    """Every ``class_path`` in a YAML fragment names an importable class."""
+    if isinstance(node, dict):
+        if "class_path" in node:
+            module, _, name = str(node["class_path"]).rpartition(".")
+            assert hasattr(importlib.import_module(module), name), f"README yaml: no {node['class_path']}"
+        for value in node.values():
+            _check_class_paths(value)
+    elif isinstance(node, list):
+        for value in node:
+            _check_class_paths(value)
+
+
 def test_every_block_runs_parses_or_says_why_not():
     text = README.read_text()
     for match in FENCE.finditer(text):
         lang, body = match.group(1), match.group(2)
-        assert lang in LANGUAGES, f"README block with language {lang!r}: use python (run), py (not run) or bash"
+        assert lang in LANGUAGES, f"README block with language {lang!r}: use python (run), py (not run), bash or yaml"
+        if lang == "yaml":
+            _check_class_paths(yaml.safe_load(body))
         if lang == "py":  # not run: the paragraph before the block gives the reason
             before = text[: match.start()].rstrip().rsplit("\n\n", 1)[-1]
             assert "README test does not run it" in before, f"say why this block is not run:\n{body}"
