@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -56,22 +56,13 @@ def load_onnx(src: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         raise DataError(f"cannot read {path} as an ONNX model: {type(exc).__name__}: {exc}") from exc
 
 
-def _static_dims(value_info: Any) -> tuple[int, ...] | None:
-    """The shape a graph input declares, or None when it is missing or has symbolic dimensions."""
-    t = value_info.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
-    return None if any(d < 0 for d in dims) else tuple(dims)
-
-
 def onnx_weight_shapes(proto: onnx.ModelProto) -> tuple[dict[str, tuple[int, ...] | None], set[str]]:
     """Shapes of the weights of an ONNX model (``onnx_parameter_names``), and those that have no initializer.
 
     A weight's shape comes from its initializer or, for a stripped model, from its graph input's declared type
     (``None`` when that is not fully static).
     """
-    from hyperzoo.graphs.onnx import onnx_parameter_names
+    from hyperzoo.graphs.onnx import onnx_parameter_names, static_dims
 
     inits = {i.name: tuple(int(d) for d in i.dims) for i in proto.graph.initializer}
     inputs = {i.name: i for i in proto.graph.input}
@@ -81,7 +72,7 @@ def onnx_weight_shapes(proto: onnx.ModelProto) -> tuple[dict[str, tuple[int, ...
         if name in inits:
             shapes[name] = inits[name]
         else:
-            shapes[name] = _static_dims(inputs[name]) if name in inputs else None
+            shapes[name] = static_dims(inputs[name]) if name in inputs else None
             missing.add(name)
     return shapes, missing
 

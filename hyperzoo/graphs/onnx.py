@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = [
+    "static_dims",
     "FoldedBatchNormError",
     "OnnxParameterError",
     "UnsupportedOnnxOpError",
@@ -236,7 +237,8 @@ def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _dims(value_info: Any) -> tuple[int, ...] | None:
+def static_dims(value_info: Any) -> tuple[int, ...] | None:
+    """The shape an ONNX value declares, or None when it is missing or has symbolic dimensions."""
     t = value_info.type.tensor_type
     if not t.HasField("shape"):
         return None
@@ -303,7 +305,7 @@ def _find_weights(model: onnx.ModelProto, data_inputs: Sequence[str] | None) -> 
         if is_data:
             w.data_inputs.append(inp.name)
         else:
-            w.shapes[inp.name] = _dims(inp)
+            w.shapes[inp.name] = static_dims(inp)
             w.elem_type[inp.name] = inp.type.tensor_type.elem_type
             w.from_input.add(inp.name)
     if given is not None and (missing := sorted(given - {i.name for i in graph.input})):
