@@ -83,9 +83,6 @@ PRIVATE_ALLOWLIST: dict[tuple[str, str, str], str] = {}
 # Modules that import each other through function-level (deferred) imports. Python runs them, but each is a knot
 # to untie. (sorted module names of the cycle)
 CYCLE_ALLOWLIST: dict[tuple[str, ...], str] = {
-    # from_pretrained resolves published names (published -> checkpoint loaders), and load_ghn recognises reference
-    # GHN-3 files (reference_ghn3 -> checkpoint.load_fitting_state); used from ghn/commands.py and lightning/
-    ("hyperzoo.ghn.checkpoint", "hyperzoo.ghn.published", "hyperzoo.ghn.reference_ghn3"): "lead",
     # the zoo/merge knot of LAYERING_ALLOWLIST
     ("hyperzoo.merge.run", "hyperzoo.zoo.store"): "lead",
 }

@@ -20,7 +20,6 @@ from hyperzoo._lazy import lazy_exports
 if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.ghn` loads no torch
     from hyperzoo.ghn.checkpoint import (
         PRETRAINED,
-        from_pretrained,
         load_ghn,
         load_reference_checkpoint,
         map_reference_state_dict,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:  # imported on first use (hyperzoo._lazy): `import hyperzoo.gh
     from hyperzoo.ghn.decoder import ConvDecoder, normalize_parameter, tile_to_shape
     from hyperzoo.ghn.gatedgnn import GatedGNN, sweep_plan
     from hyperzoo.ghn.ghn import GHN, GHN2, UnpredictableLayerError, set_bn_batch_stats
+    from hyperzoo.ghn.published import from_pretrained
     from hyperzoo.ghn.shape_encoder import ShapeEncoder
     from hyperzoo.ghn.variants import GHNS, create_ghn, ghn_config, list_ghns
 

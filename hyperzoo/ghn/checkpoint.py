@@ -17,12 +17,12 @@ import torch
 
 from hyperzoo.errors import ConfigError, DataError
 from hyperzoo.ghn.ghn import GHN2
+from hyperzoo.ghn.state import NONFINITE_HINT, load_fitting_state
 from hyperzoo.io import check_finite
 
 __all__ = [
     "PRETRAINED",
     "REFERENCE_KEY_MAP",
-    "from_pretrained",
     "load_ghn",
     "load_reference_checkpoint",
     "map_reference_state_dict",
@@ -49,7 +49,6 @@ REFERENCE_KEY_MAP: dict[str, str] = {
     "bias_class.1.": "bias_class.",
 }
 
-_NONFINITE_HINT = "the GHN diverged or the file is corrupt; use an earlier checkpoint"
 _SUPPORTED = {"hypernet": ("gatedgnn", "mlp"), "decoder": ("conv",)}
 _KNOWN_CONFIG = {"max_shape", "num_classes", "hypernet", "decoder", "weight_norm", "ve", "layernorm", "hid"}
 
@@ -111,7 +110,7 @@ def load_reference_checkpoint(path: str | os.PathLike[str], map_location: str | 
         weight_norm=bool(config.get("weight_norm", False)),
     )
     state = map_reference_state_dict(ckpt["state_dict"])
-    check_finite(state, str(path), "GHN tensor", _NONFINITE_HINT)
+    check_finite(state, str(path), "GHN tensor", NONFINITE_HINT)
     try:
         ghn.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -211,30 +210,6 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], where: str, m
     return ghn.to(map_location).eval()
 
 
-def load_fitting_state(ghn: torch.nn.Module, state: dict[str, torch.Tensor], where: str, what: str) -> None:
-    """Loads ``state`` into ``ghn`` after checking it fits (keys, shapes) and is finite; a ``DataError`` names why not.
-
-    Args:
-        ghn: the freshly built GHN.
-        state: its weights, with hyperzoo's key names.
-        where: the file, for the message.
-        what: what the weights must fit, for the message (e.g. "its GHN config").
-    """
-    expected = ghn.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            f"{name}: {keys[:4]}{' ...' if len(keys) > 4 else ''}"
-            for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong))
-            if keys
-        )
-        raise DataError(f"{where}: weights do not fit {what} ({detail}); is it a checkpoint of another GHN?")
-    check_finite(state, where, "GHN tensor", _NONFINITE_HINT)
-    ghn.load_state_dict(state, strict=True)
-
-
 def _load_lightning(path: Path, map_location: str | torch.device) -> GHN2:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -293,25 +268,3 @@ def pretrained_path(name: str) -> Path:
     if not path.is_file():
         raise DataError(f"pretrained GHN {name!r} is registered but {path} is missing from this installation")
     return path
-
-
-def from_pretrained(name_or_path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> GHN2:
-    """A trained GHN by name or from a checkpoint file (see :func:`load_ghn`).
-
-    Names (``hyperzoo ghns`` lists them): the shipped ``"ghn2-cifar10"``, the published ppuda checkpoints
-    (``"ghn2-cifar10-ppuda"``, ...) and GHN-3 (``"ghn3-t"`` ... ``"ghn3-xl"``), downloaded and verified on first use
-    (:mod:`hyperzoo.ghn.published`).
-    """
-    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
-        return load_ghn(pretrained_path(name_or_path), map_location)
-    from hyperzoo.ghn.published import PUBLISHED, load_published
-
-    if isinstance(name_or_path, str) and name_or_path in PUBLISHED and not Path(name_or_path).exists():
-        return load_published(name_or_path, map_location)  # type: ignore[return-value]
-    path = Path(name_or_path)
-    if not path.exists() and not path.suffix and len(path.parts) == 1:
-        raise DataError(
-            f"{PUBLISHED.unknown_message(str(name_or_path)).replace('unknown published GHN', 'unknown pretrained GHN')}"
-            "; or give the path of a checkpoint file"
-        )
-    return load_ghn(path, map_location)

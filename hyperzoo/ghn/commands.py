@@ -60,8 +60,7 @@ def load_ghn_arg(spec: str, device: str | torch.device = "cpu") -> GHN:
     Raises:
         DataError: no such file or shipped name, or an unreadable checkpoint.
     """
-    from hyperzoo.ghn.checkpoint import from_pretrained
-    from hyperzoo.ghn.published import PUBLISHED
+    from hyperzoo.ghn.published import PUBLISHED, from_pretrained
 
     if spec not in PUBLISHED and not Path(spec).exists():
         close = PUBLISHED.closest(spec)

@@ -47,7 +47,7 @@ from hyperzoo.registry import Registry
 if TYPE_CHECKING:
     import torch
 
-    from hyperzoo.ghn.ghn import GHN
+    from hyperzoo.ghn.ghn import GHN, GHN2
 
 __all__ = [
     "GHN3_HUB_REPO",
@@ -56,6 +56,7 @@ __all__ = [
     "PUBLISHED",
     "PublishedGHN",
     "fetch_published",
+    "from_pretrained",
     "git_blob_sha1",
     "hub_cache_dir",
     "is_cached",
@@ -480,3 +481,25 @@ def load_published(
     from hyperzoo.ghn.reference_ghn3 import load_reference_ghn3
 
     return load_reference_ghn3(path, map_location=map_location)
+
+
+def from_pretrained(name_or_path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> GHN2:
+    """A trained GHN by name or from a checkpoint file (see :func:`load_ghn`).
+
+    Names (``hyperzoo ghns`` lists them): the shipped ``"ghn2-cifar10"``, the published ppuda checkpoints
+    (``"ghn2-cifar10-ppuda"``, ...) and GHN-3 (``"ghn3-t"`` ... ``"ghn3-xl"``), downloaded and verified on first use
+    (this module).
+    """
+    from hyperzoo.ghn.checkpoint import PRETRAINED, load_ghn, pretrained_path
+
+    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
+        return load_ghn(pretrained_path(name_or_path), map_location)
+    if isinstance(name_or_path, str) and name_or_path in PUBLISHED and not Path(name_or_path).exists():
+        return load_published(name_or_path, map_location)  # type: ignore[return-value]
+    path = Path(name_or_path)
+    if not path.exists() and not path.suffix and len(path.parts) == 1:
+        raise DataError(
+            f"{PUBLISHED.unknown_message(str(name_or_path)).replace('unknown published GHN', 'unknown pretrained GHN')}"
+            "; or give the path of a checkpoint file"
+        )
+    return load_ghn(path, map_location)

@@ -243,7 +243,7 @@ def load_reference_ghn3(path: str | os.PathLike[str], map_location: str | torch.
         heads=int(config.get("heads", 16 if hid > 64 else 8)),
         graph_rules="ghn3",
     )
-    from hyperzoo.ghn.checkpoint import load_fitting_state  # checkpoint imports this module lazily, too
+    from hyperzoo.ghn.state import load_fitting_state
 
     load_fitting_state(ghn, map_ghn3_state_dict(state, str(path)), str(path), f"the GHN-3 config {config}")
     ghn.epoch = epoch if isinstance(epoch, int) else None

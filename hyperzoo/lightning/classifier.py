@@ -36,7 +36,7 @@ def predicted_init(net: nn.Module, ghn: str | nn.Module) -> nn.Module:
     Returns:
         ``net``.
     """
-    from hyperzoo.ghn.checkpoint import from_pretrained
+    from hyperzoo.ghn.published import from_pretrained
 
     model = from_pretrained(ghn) if isinstance(ghn, str) else ghn
     was_training = model.training

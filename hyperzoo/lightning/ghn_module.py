@@ -246,7 +246,7 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
     def _init_from(self, name_or_path: str) -> None:
         """Loads a trained GHN's weights into :attr:`ghn` (same architecture), with a clear error otherwise."""
         from hyperzoo.errors import ConfigError
-        from hyperzoo.ghn.checkpoint import from_pretrained
+        from hyperzoo.ghn.published import from_pretrained
 
         source = from_pretrained(name_or_path).state_dict()
         own = self.ghn.state_dict()
