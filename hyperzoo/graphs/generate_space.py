@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,50 +57,49 @@ def space_candidate(space: str, j: int, seed: int = 0, s_max: int = DEFAULT_S_MA
     return net_args, graph
 
 
-def holdout_hashes(space: str) -> dict[str, str]:
-    """``{held-out name: graph hash}`` of a space's held-out networks (10 classes, the space's input size)."""
+def _holdout_graphs(space: str, s_max: int) -> Iterator[tuple[str, Any, ArchGraph]]:
+    """``(name, spec, graph)`` of each held-out network of a space, built structure-only (10 classes)."""
     import torch
 
-    from hyperzoo.graphs.graph_hash import graph_hash
     from hyperzoo.nets.deepnets1m import skip_init
     from hyperzoo.nets.spaces import get_space
 
     sp = get_space(space)
-    out = {}
-    for name in sp.holdout:
+    for name, spec in sp.holdout.items():
         with torch.device("meta"), skip_init():
             net = sp.holdout_module(name)
-        out[name] = graph_hash(_graph(net, sp.input_size, 1))
-    return out
+        yield name, spec, _graph(net, sp.input_size, s_max)
+
+
+def holdout_hashes(space: str) -> dict[str, str]:
+    """``{held-out name: graph hash}`` of a space's held-out networks (10 classes, the space's input size)."""
+    from hyperzoo.graphs.graph_hash import graph_hash
+
+    return {name: graph_hash(graph) for name, _, graph in _holdout_graphs(space, 1)}
 
 
 def holdout_store(space: str, out: str | Path, s_max: int = DEFAULT_S_MAX, compression: str | None = "lzf") -> Path:
     """Writes the graphs of a space's held-out networks (named ``name``) to a new store at ``out``.
 
     This is the validation set of a family-trained GHN: held-out accuracy logged during training is accuracy on
-    networks the training store cannot contain (``data.val_graphs`` of ``GraphImageDataModule``).
+    networks the training store cannot contain (``data.val_graphs`` of ``GraphImageDataModule``). Each graph's
+    ``net_args`` rebuild its network (:meth:`hyperzoo.nets.spaces.Space.rebuild`).
 
     Raises:
         ConfigError: the space holds nothing out.
     """
-    import torch
-
     from hyperzoo.graphs.graph_hash import graph_hash
     from hyperzoo.graphs.store import GraphStoreWriter
-    from hyperzoo.nets.deepnets1m import skip_init
     from hyperzoo.nets.spaces import get_space
 
-    sp = get_space(space)
-    if not sp.holdout:
+    held = list(get_space(space).holdout)
+    if not held:
         raise ConfigError(f"space {space!r} holds out no networks; there is no held-out set to write")
-    attrs = {"space": space, "s_max": s_max, "holdout_set": ",".join(sp.holdout)}
+    attrs = {"space": space, "s_max": s_max, "holdout_set": ",".join(held)}
     with GraphStoreWriter(out, compression=compression, attrs=attrs) as w:
-        for name, spec in sp.holdout.items():
-            with torch.device("meta"), skip_init():
-                net = sp.holdout_module(name)
-            graph = _graph(net, sp.input_size, s_max)
+        for name, spec, graph in _holdout_graphs(space, s_max):
             graph.name = name
-            net_args = dict(spec) if isinstance(spec, dict) else {"space": space, "holdout": name}
+            net_args = dict(spec) if isinstance(spec, dict) else {"holdout": name}
             net_args.update(space=space, hash=graph_hash(graph), num_nodes=int(graph.num_nodes))
             w.append(graph, net_args)
     return Path(out)

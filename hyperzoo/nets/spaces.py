@@ -77,7 +77,9 @@ class Space:
     input_size: int = 32
 
     def rebuild(self, net_args: Mapping[str, Any], num_classes: int = 10) -> nn.Module:
-        """The network of stored ``net_args``."""
+        """The network of stored ``net_args`` (``{"holdout": name}``: the held-out network ``name``)."""
+        if "holdout" in net_args and net_args["holdout"] in self.holdout:
+            return self.holdout_module(str(net_args["holdout"]), num_classes)
         if self.build is not None:
             return self.build(net_args, num_classes)
         if "draw_seed" not in net_args:

@@ -171,3 +171,25 @@ def test_holdout_set_store_holds_exactly_the_held_out_networks(tmp_path, capsys)
     )
     with pytest.raises(SystemExit, match="needs --space"):
         main(["graphs", "generate", "--split", "train", "--holdout-set", "--out", str(tmp_path / "x.h5")])
+
+
+def test_holdout_set_of_a_user_space_with_callable_holdouts_rebuilds(tmp_path):
+    from torch import nn
+
+    from hyperzoo.graphs.generate_space import holdout_store
+    from hyperzoo.lightning.ghn_module import build_target
+    from hyperzoo.nets.spaces import register_space
+
+    def sample(rng):
+        hidden = rng.choice([8, 16])
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, hidden), nn.ReLU(), nn.Linear(hidden, 10)), {}
+
+    def held():
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 24), nn.ReLU(), nn.Linear(24, 10))
+
+    register_space("test_holdout_callable_mlps", sample, holdout={"mlp24": held})
+    store = GraphStore(holdout_store("test_holdout_callable_mlps", tmp_path / "h.h5"))
+    args = store.net_args(0)
+    assert store[0].name == "mlp24" and args["holdout"] == "mlp24"
+    net = build_target(args, num_classes=10)
+    assert [tuple(p.shape) for p in net.parameters()] == [tuple(p.shape) for p in held().parameters()]
