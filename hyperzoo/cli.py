@@ -142,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         "untrained, next to the same network at random initialisation.",
     )
     p.add_argument("--model", default="resnet50", help="registered model (default resnet50)")
-    p.add_argument("--ghn", default="ghn2-cifar10", help="shipped GHN name or checkpoint file (default ghn2-cifar10)")
+    p.add_argument(
+        "--ghn",
+        default=None,
+        help="shipped GHN name or checkpoint file (default: the shipped GHN whose card records the best ResNet-50 "
+        "top-1; `hyperzoo ghns` lists them)",
+    )
     p.add_argument(
         "--data-root",
         type=_data_root,

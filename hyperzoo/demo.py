@@ -1,9 +1,10 @@
 """The zero-setup demo: ``make demo`` / ``hyperzoo demo``.
 
-Predict every parameter of a ResNet-50 (adapted to 32x32 CIFAR-10 images) in one pass of the GHN-2 checkpoint
-shipped in the package, then classify the embedded CIFAR-10 sample (100 test JPEGs per class) with the predicted
-network, untrained, next to the same network at its random initialisation. Batch norm uses batch statistics in
-both (running statistics are not predicted), as the papers evaluate.
+Predict every parameter of a ResNet-50 (adapted to 32x32 CIFAR-10 images) in one pass of a GHN-2 checkpoint
+shipped in the package (by default the one whose card records the best ResNet-50 accuracy, named in the output),
+then classify the embedded CIFAR-10 sample (100 test JPEGs per class) with the predicted network, untrained, next
+to the same network at its random initialisation. Batch norm uses batch statistics in both (running statistics are
+not predicted), as the papers evaluate.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["run_demo"]
 
 def run_demo(
     model: str = "resnet50",
-    ghn: str = "ghn2-cifar10",
+    ghn: str | None = None,
     data_root: str | None = None,
     limit: int | None = None,
     seed: int = 0,
@@ -26,7 +27,8 @@ def run_demo(
 
     Args:
         model: a registered model (torchvision models are adapted to 32x32 inputs).
-        ghn: a shipped GHN name or a checkpoint file (:func:`hyperzoo.ghn.from_pretrained`).
+        ghn: a shipped GHN name or a checkpoint file (:func:`hyperzoo.ghn.from_pretrained`); None: the shipped GHN
+            whose card records the best ResNet-50 top-1 (:func:`hyperzoo.ghn.checkpoint.best_shipped`).
         data_root: another CIFAR-10 source (e.g. ``../shared/data/cifar10-jpeg.tar.gz``) instead of the sample.
         limit: evaluate on this many test images (a fixed random subset).
         seed: seed of the random initialisation and of the image order.
@@ -41,11 +43,16 @@ def run_demo(
     import torch
 
     from hyperzoo.ghn import from_pretrained, read_card
-    from hyperzoo.ghn.checkpoint import PRETRAINED, pretrained_path
+    from hyperzoo.ghn.checkpoint import PRETRAINED, best_shipped, pretrained_path
     from hyperzoo.ghn.evaluate import architectures_from_names, evaluate_predicted, load_eval_data
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    if ghn is None:
+        ghn, scores = best_shipped()
+        print(f"hyperzoo demo: using {ghn!r}, the better shipped GHN on ResNet-50 (card: predicted-only top-1 on the "
+              "10,000 CIFAR-10 test images: " + ", ".join(
+                  f"{n} {'n/a' if v is None else f'{100 * v:.1f}%'}" for n, v in scores.items()) + ")")  # fmt: skip
     gen = from_pretrained(ghn)
     card = read_card(pretrained_path(ghn)) if ghn in PRETRAINED else {}
     trained = card.get("metadata", {}).get("global_step")

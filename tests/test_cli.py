@@ -50,6 +50,7 @@ def test_demo_runs_on_the_sample(capsys, monkeypatch):
     assert result["predicted_acc"] > result["random_init_acc"]  # the shipped GHN beats random initialisation
     captured = capsys.readouterr()
     assert "GHN-predicted" in captured.out and "random init" in captured.out
+    assert "hyperzoo demo: using 'ghn2-cifar10', the better shipped GHN on ResNet-50" in captured.out  # says which
     for stage in ("loading torch and the GHN", "resnet50: predicting parameters", "resnet50: evaluating the predicted"):
         assert f"hyperzoo demo: {stage}" in captured.err
 

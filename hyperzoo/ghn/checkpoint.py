@@ -21,8 +21,11 @@ from hyperzoo.ghn.state import NONFINITE_HINT, load_fitting_state
 from hyperzoo.io import check_finite
 
 __all__ = [
+    "HEADLINE_METRIC",
     "PRETRAINED",
     "REFERENCE_KEY_MAP",
+    "best_shipped",
+    "headline_top1",
     "load_ghn",
     "load_reference_checkpoint",
     "map_reference_state_dict",
@@ -268,3 +271,34 @@ def pretrained_path(name: str) -> Path:
     if not path.is_file():
         raise DataError(f"pretrained GHN {name!r} is registered but {path} is missing from this installation")
     return path
+
+
+#: where a shipped GHN's card records its headline number: top-1 of ResNet-50 (adapted to 32x32) on the 10,000
+#: CIFAR-10 (JPEG) test images, predicted parameters only
+HEADLINE_METRIC = ("metrics", "cifar10_jpeg_test_10000", "resnet50_adapted_32x32", "top1")
+
+
+def headline_top1(card: dict[str, Any]) -> float | None:
+    """A card's ResNet-50 predicted-only top-1 (:data:`HEADLINE_METRIC`), or None when it records none."""
+    value: Any = card.get("metadata", {})
+    for key in HEADLINE_METRIC:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def best_shipped(cards: dict[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, float | None]]:
+    """The shipped GHN with the highest ResNet-50 top-1 in its card, and every shipped GHN's number.
+
+    Args:
+        cards: ``{name: card}`` to choose among; None reads the card of every :data:`PRETRAINED` checkpoint.
+
+    Returns:
+        ``(name, {name: top-1 or None})``; a card without the number ranks last, ties keep :data:`PRETRAINED` order.
+    """
+    if cards is None:
+        cards = {name: read_card(pretrained_path(name)) for name in PRETRAINED}
+    if not cards:
+        raise DataError("no shipped GHN to choose from (hyperzoo/pretrained/ is empty in this installation)")
+    scores = {name: headline_top1(card) for name, card in cards.items()}
+    best = max(scores, key=lambda n: -1.0 if scores[n] is None else scores[n])  # type: ignore[operator]
+    return best, scores

@@ -126,3 +126,19 @@ def test_float16_storage_refuses_weights_that_overflow(tmp_path):
     with pytest.raises(DataError, match="float16"):
         save_ghn(ghn, tmp_path / "half", storage_dtype=torch.float16)
     assert not (tmp_path / "half.safetensors").exists()
+
+
+def test_best_shipped_ranks_by_the_cards_resnet50_number(tmp_path):
+    from hyperzoo.ghn.checkpoint import PRETRAINED, best_shipped, headline_top1
+
+    def card(top1):
+        return {"metadata": {"metrics": {"cifar10_jpeg_test_10000": {"resnet50_adapted_32x32": {"top1": top1}}}}}
+
+    assert headline_top1(card(0.3)) == 0.3 and headline_top1({"metadata": {}}) is None
+    best, scores = best_shipped({"a": card(0.2147), "b": card(0.25), "c": {}})
+    assert best == "b" and scores == {"a": 0.2147, "b": 0.25, "c": None}
+    assert best_shipped({"a": card(0.2), "b": card(0.2)})[0] == "a"  # a tie keeps the listed order
+    assert best_shipped({"c": {}})[0] == "c"
+    name, shipped = best_shipped()  # the installed cards
+    assert name in PRETRAINED and set(shipped) == set(PRETRAINED)
+    assert shipped["ghn2-cifar10"] == 0.2147  # the number the shipped card records (experiments/RESULTS.md)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Predicted init + fine-tuning vs default init, at a fixed short budget (experiments/RESULTS.md, "Predicted init +
+# fine-tuning"). For each seed: the same recipe, data order and augmentation twice, once from the GHN's predicted
+# parameters (--model.init_args.ghn_init) and once from the default init; only the initialisation differs.
+# Usage: [SEEDS="0 1 2"] [GHN=ghn2-cifar10] experiments/finetune_ghn_init.sh resnet20|resnet50
+#   resnet20: 1 epoch (391 steps, batch 128, SGD 0.1 cosine), validation every 49 steps on the 10,000 test images
+#   resnet50: 100 steps (batch 64, SGD 0.02 cosine, 32x32 stem), validation every 25 steps on 2,048 test images
+# Runs go to experiments/runs/finetune/MODEL/{ghn,default}/seedS (resumable: a rerun continues an unfinished run
+# from its last.ckpt and skips finished ones), one after the other, one thread each.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+MODEL=${1:?usage: finetune_ghn_init.sh resnet20|resnet50}
+SEEDS=${SEEDS:-0 1 2}
+GHN=${GHN:-ghn2-cifar10}
+DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
+case "$MODEL" in
+  resnet20)
+    configs=(--config experiments/configs/resnet20_cifar10.yaml --config experiments/configs/resnet20_cifar10_cpu.yaml)
+    budget=(--trainer.max_epochs 1 --trainer.val_check_interval 49) ;;
+  resnet50)
+    configs=(--config experiments/configs/resnet20_cifar10.yaml --config experiments/configs/resnet50_ghn_init_cifar10.yaml)
+    budget=(--trainer.max_epochs -1 --trainer.max_steps 100 --trainer.val_check_interval 25
+            --trainer.check_val_every_n_epoch null --trainer.limit_val_batches 16 --data.batch_size 64
+            --data.eval_batch_size 128) ;;
+  *) echo "unknown model $MODEL (resnet20 or resnet50)" >&2; exit 2 ;;
+esac
+mkdir -p experiments/logs/finetune
+for seed in $SEEDS; do
+  for init in ghn default; do
+    root=experiments/runs/finetune/$MODEL/$init/seed$seed
+    if [ -f "$root/done" ]; then continue; fi
+    if [ "$init" = ghn ]; then init_args=(--model.init_args.ghn_init "$GHN"); else init_args=(--model.init_args.ghn_init null); fi
+    hyperzoo fit "${configs[@]}" --data.root "$DATA" "${budget[@]}" "${init_args[@]}" \
+      --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$root" \
+      > "experiments/logs/finetune/${MODEL}_${init}_seed$seed.log" 2>&1
+    touch "$root/done"
+  done
+done
