@@ -4,7 +4,8 @@
 # parameters (--model.init_args.ghn_init) and once from the default init; only the initialisation differs.
 # Usage: [SEEDS="0 1 2"] [GHN=ghn2-cifar10] experiments/finetune_ghn_init.sh resnet20|resnet50
 #   resnet20: 1 epoch (391 steps, batch 128, SGD 0.1 cosine), validation every 49 steps on the 10,000 test images
-#   resnet50: 100 steps (batch 64, SGD 0.02 cosine, 32x32 stem), validation every 25 steps on 2,048 test images
+#   resnet50: 100 steps (batch 64, SGD 0.02, 16 warm-up steps then cosine, 32x32 stem), validation every 50 steps
+#             on 2,048 test images
 # Runs go to experiments/runs/finetune/MODEL/{ghn,default}/seedS (resumable: a rerun continues an unfinished run
 # from its last.ckpt and skips finished ones), one after the other, one thread each.
 set -euo pipefail
@@ -20,9 +21,10 @@ case "$MODEL" in
     budget=(--trainer.max_epochs 1 --trainer.val_check_interval 49) ;;
   resnet50)
     configs=(--config experiments/configs/resnet20_cifar10.yaml --config experiments/configs/resnet50_ghn_init_cifar10.yaml)
-    budget=(--trainer.max_epochs -1 --trainer.max_steps 100 --trainer.val_check_interval 25
+    budget=(--trainer.max_epochs -1 --trainer.max_steps 100 --trainer.val_check_interval 50
             --trainer.check_val_every_n_epoch null --trainer.limit_val_batches 16 --data.batch_size 64
-            --data.eval_batch_size 128) ;;
+            --data.eval_batch_size 128 --model.init_args.lr_scheduler.init_args.warmup_epochs 0.02
+            --trainer.num_sanity_val_steps 0) ;;
   *) echo "unknown model $MODEL (resnet20 or resnet50)" >&2; exit 2 ;;
 esac
 mkdir -p experiments/logs/finetune

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -151,6 +152,14 @@ class EpochSchedule(SequentialLR):
         self.stepping = self._resolve(steps_per_epoch, total_steps)
         _check(type(self).__name__, warmup_epochs=warmup_epochs)
         self.warmup_steps = self.stepping.steps(warmup_epochs)
+        if 0 < self.stepping.total_steps <= self.warmup_steps:  # a warning: smoke runs (fast_dev_run) are short
+            warnings.warn(
+                f"{type(self).__name__}: the warm-up ({warmup_epochs} epochs = {self.warmup_steps} steps at "
+                f"{self.stepping.steps_per_epoch:g} steps per epoch) is not shorter than the run "
+                f"({self.stepping.total_steps} steps), so the rate would never reach its base value; shorten "
+                "warmup_epochs or lengthen the run",
+                stacklevel=2,
+            )
         phases: list[tuple[LRScheduler, int]] = []
         if self.warmup_steps > 0:
             w = self.warmup_steps

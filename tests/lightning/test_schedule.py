@@ -183,3 +183,13 @@ def test_epoch_schedules_need_a_stepping_and_valid_settings():
         WarmRestartsLR(opt, restart_epochs=1, restart_mult=0, steps_per_epoch=10, total_steps=100)
     with pytest.raises(ConfigError, match=r"milestones\[1\] must be a finite number >= 0"):
         MultiStepEpochsLR(opt, [1, -2], steps_per_epoch=10, total_steps=100)
+
+
+def test_a_warmup_as_long_as_the_run_is_flagged():
+    """0.2 epochs of warm-up at 782 steps per epoch (156 steps) in a 100-step run never reaches the base rate."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.warns(UserWarning, match=r"warm-up \(0.2 epochs = 156 steps .*\) is not shorter than the run"):
+        WarmupCosineLR(opt, warmup_epochs=0.2, steps_per_epoch=782, total_steps=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        WarmupCosineLR(opt, warmup_epochs=0.02, steps_per_epoch=782, total_steps=100)  # 16 steps: no warning

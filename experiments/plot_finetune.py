@@ -1,0 +1,89 @@
+"""Predicted init vs default init: curves and a table from the runs of ``experiments/finetune_ghn_init.sh``.
+
+Run: python experiments/plot_finetune.py resnet20 [--runs experiments/runs/finetune] [--out experiments/plots/NAME.png]
+Reads ``RUNS/MODEL/{ghn,default}/seedS/csv/metrics.csv`` (validation top-1 per logged step), prints a markdown table
+(top-1 at each validation step, mean +- std over seeds, and the paired difference predicted - default with a 95%
+t-interval), and plots top-1 against training step, one line per run and the seed mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+#: two-sided 95% Student t quantiles by degrees of freedom
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def val_curve(run: Path) -> dict[int, float]:
+    """``{step: val top-1}`` of a run (the last value logged at each step)."""
+    rows = csv.DictReader((run / "csv" / "metrics.csv").open())
+    return {int(r["step"]) + 1: float(r["val/acc"]) for r in rows if r.get("val/acc")}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (nan for one value)."""
+    m = statistics.fmean(values)
+    if len(values) < 2:
+        return m, math.nan
+    return m, T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def sd(values: list[float]) -> str:
+    """`` +- std`` of ``values`` (empty for one value)."""
+    return f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="resnet20 or resnet50 (a folder under --runs)")
+    p.add_argument("--runs", type=Path, default=Path("experiments/runs/finetune"))
+    p.add_argument("--out", type=Path, default=None, help="plot file (default experiments/plots/finetune_MODEL.png)")
+    args = p.parse_args()
+    curves: dict[str, dict[str, dict[int, float]]] = {}
+    for init in ("ghn", "default"):
+        for run in sorted((args.runs / args.model / init).glob("seed*")):
+            if (run / "done").exists():
+                curves.setdefault(init, {})[run.name] = val_curve(run)
+    seeds = sorted(set(curves.get("ghn", {})) & set(curves.get("default", {})))
+    if not seeds:
+        raise SystemExit(f"no finished pair of runs under {args.runs / args.model} (ghn/seedS and default/seedS)")
+    steps = sorted(set.intersection(*(set(curves[i][s]) for i in curves for s in seeds)))
+    print(f"{args.model}: {len(seeds)} seeds ({', '.join(seeds)}), validation top-1 (%)\n")
+    print("| step | predicted init (GHN) | default init | predicted - default (95% CI) |")
+    print("|---:|---:|---:|---:|")
+    for step in steps:
+        g = [100 * curves["ghn"][s][step] for s in seeds]
+        d = [100 * curves["default"][s][step] for s in seeds]
+        (gm, _), (dm, _) = mean_ci(g), mean_ci(d)
+        diff, half = mean_ci([a - b for a, b in zip(g, d, strict=True)])
+        print(f"| {step} | {gm:.2f}{sd(g)} | {dm:.2f}{sd(d)} | {diff:+.2f} (+- {half:.2f}) |")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for init, color, label in (("ghn", "tab:blue", "predicted init (GHN)"), ("default", "tab:gray", "default init")):
+        for s in seeds:
+            c = curves[init][s]
+            ax.plot(steps, [100 * c[t] for t in steps], color=color, alpha=0.3, lw=1)
+        ax.plot(steps, [statistics.fmean(100 * curves[init][s][t] for s in seeds) for t in steps], color=color,
+                lw=2, marker="o", label=f"{label}, mean of {len(seeds)} seeds")  # fmt: skip
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(f"{args.model} on CIFAR-10 (JPEG): predicted vs default init, same recipe")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out = args.out or Path("experiments/plots") / f"finetune_{args.model}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"\nplot: {out}")
+
+
+if __name__ == "__main__":
+    main()
