@@ -45,15 +45,14 @@ class FollowsWidths(Protocol):
         """Updates the module's width attributes from its (already resized) submodules."""
 
 
-def _shape(t: Tensor | None) -> tuple[int, ...] | None:
-    return None if t is None else tuple(t.shape)
-
-
-def _check_vector(module: str, name: str, t: Tensor | None, n: int, what: str, where: str) -> None:
-    if t is not None and tuple(t.shape) != (n,):
-        raise DataError(
-            f"{where}: tensor {module}.{name} has shape {tuple(t.shape)}, but {what} says {n} channels; {_REDO}"
-        )
+def _check_width(module: str, tensors: dict[str, Tensor | None], where: str) -> int | None:
+    """The common length of the per-channel vectors ``tensors`` of ``module`` (None if it has none)."""
+    present = {k: v for k, v in tensors.items() if isinstance(v, Tensor)}
+    shapes = {f"{module}.{k}": tuple(v.shape) for k, v in present.items()}
+    if len(set(shapes.values())) > 1 or any(len(s) != 1 for s in shapes.values()):
+        listed = ", ".join(f"{k} {s}" for k, s in shapes.items())
+        raise DataError(f"{where}: tensors {listed} disagree on the width of {module or 'the network'}; {_REDO}")
+    return next(iter(shapes.values()))[0] if shapes else None
 
 
 def _resize_conv(name: str, module: nn.modules.conv._ConvNd, where: str) -> None:
@@ -76,7 +75,16 @@ def _resize_conv(name: str, module: nn.modules.conv._ConvNd, where: str) -> None
             f"{where}: tensor {name}.weight has shape {tuple(w.shape)}: {split} channels do not split into the "
             f"{module.groups} groups of {name}; {_REDO}"
         )
-    _check_vector(name, "bias", module.bias, module.out_channels, f"{name}.weight {tuple(w.shape)}", where)
+    _check_bias(name, module, module.out_channels, where)
+
+
+def _check_bias(name: str, module: nn.Module, out: int, where: str) -> None:
+    bias = getattr(module, "bias", None)
+    if isinstance(bias, Tensor) and tuple(bias.shape) != (out,):
+        raise DataError(
+            f"{where}: tensor {name}.bias has shape {tuple(bias.shape)}, but {name}.weight "
+            f"{tuple(module.weight.shape)} has {out} outputs; {_REDO}"
+        )
 
 
 def _resize_norm(name: str, module: nn.Module, where: str) -> None:
@@ -86,22 +94,20 @@ def _resize_norm(name: str, module: nn.Module, where: str) -> None:
             module.normalized_shape = tuple(module.weight.shape)
             if module.bias is not None and module.bias.shape != module.weight.shape:
                 raise DataError(
-                    f"{where}: tensor {name}.bias has shape {tuple(module.bias.shape)} but {name}.weight "
-                    f"{tuple(module.weight.shape)}; {_REDO}"
+                    f"{where}: tensors {name}.weight {tuple(module.weight.shape)}, {name}.bias "
+                    f"{tuple(module.bias.shape)} disagree on the shape of {name}; {_REDO}"
                 )
         return
-    vectors = {k: getattr(module, k, None) for k in ("weight", "bias", "running_mean", "running_var")}
-    ref = next(((k, v) for k, v in vectors.items() if isinstance(v, Tensor)), None)
-    if ref is None:
+    n = _check_width(
+        name, {k: getattr(module, k, None) for k in ("weight", "bias", "running_mean", "running_var")}, where
+    )
+    if n is None:
         return
-    n = ref[1].shape[0]
-    for k, v in vectors.items():
-        _check_vector(name, k, v, n, f"{name}.{ref[0]} {tuple(ref[1].shape)}", where)
     if isinstance(module, nn.GroupNorm):
         if n % module.num_groups:
             raise DataError(
-                f"{where}: tensor {name}.{ref[0]} has {n} channels, which do not split into the "
-                f"{module.num_groups} groups of {name} (GroupNorm); {_REDO}"
+                f"{where}: the tensors of {name} have {n} channels, which do not split into its {module.num_groups} "
+                f"groups (GroupNorm); {_REDO}"
             )
         module.num_channels = n
     else:
@@ -178,11 +184,14 @@ def _check_runs(model: nn.Module, example: Tensor, where: str) -> None:
                 model(example)
         except RuntimeError as e:
             culprit = stack[-1] if stack else ""
-            shapes = {k: _shape(v) for k, v in model.get_submodule(culprit).state_dict().items()} if culprit else {}
+            module = model.get_submodule(culprit)
+            own = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
+            shapes = {k: tuple(v.shape) for k, v in own.items()}
+            tensors = f" with tensors {shapes}" if shapes else ""
             raise DataError(
                 f"{where}: the resized {type(model).__name__} does not run on a {tuple(example.shape)} input: module "
-                f"{culprit or '(top)'!r} with tensors {shapes} fails ({str(e).splitlines()[0]}); the state's widths "
-                f"do not chain from one layer to the next; {_REDO}"
+                f"{culprit or '(top)'!r} ({type(module).__name__}){tensors} fails ({str(e).splitlines()[0]}); the "
+                f"state's widths do not chain from one layer to the next; {_REDO}"
             ) from None
         finally:
             model.train(was)
@@ -217,7 +226,7 @@ def resize_to_state(
             _resize_conv(name, module, where)
         elif isinstance(module, nn.Linear) and isinstance(module.weight, Tensor):
             module.out_features, module.in_features = module.weight.shape
-            _check_vector(name, "bias", module.bias, module.out_features, f"{name}.weight", where)
+            _check_bias(name, module, module.out_features, where)
         elif isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)):
             _resize_norm(name, module, where)
         elif isinstance(module, nn.MultiheadAttention):
