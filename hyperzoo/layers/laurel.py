@@ -192,8 +192,9 @@ class LaurelBlock(nn.Module):
         :meth:`hyperzoo.nets.cifar_resnet.BasicBlock.follow_widths`.
         """
         shortcut = getattr(self, self._shortcut_name)
-        if isinstance(shortcut, PadShortcut):
-            shortcut.follow(self.conv1, self.conv2)
+        first, last = getattr(self, "conv1", None), getattr(self, "conv2", None)
+        if isinstance(shortcut, PadShortcut) and isinstance(first, nn.Conv2d) and isinstance(last, nn.Conv2d):
+            shortcut.follow(first, last)
 
     def laurel_parameters(self) -> list[nn.Parameter]:
         """The parameters LAuReL added (not those of the wrapped block)."""

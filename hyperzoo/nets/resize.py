@@ -78,8 +78,8 @@ def _resize_conv(name: str, module: nn.modules.conv._ConvNd, where: str) -> None
     _check_bias(name, module, module.out_channels, where)
 
 
-def _check_bias(name: str, module: nn.Module, out: int, where: str) -> None:
-    bias = getattr(module, "bias", None)
+def _check_bias(name: str, module: nn.Linear | nn.modules.conv._ConvNd, out: int, where: str) -> None:
+    bias = module.bias
     if isinstance(bias, Tensor) and tuple(bias.shape) != (out,):
         raise DataError(
             f"{where}: tensor {name}.bias has shape {tuple(bias.shape)}, but {name}.weight "
@@ -87,7 +87,7 @@ def _check_bias(name: str, module: nn.Module, out: int, where: str) -> None:
         )
 
 
-def _resize_norm(name: str, module: nn.Module, where: str) -> None:
+def _resize_norm(name: str, module: nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm, where: str) -> None:
     """Batch/instance norms, GroupNorm and LayerNorm: the width is the length of their per-channel vectors."""
     if isinstance(module, nn.LayerNorm):
         if module.weight is not None:
