@@ -66,9 +66,6 @@ ALLOWED: dict[str, frozenset[str]] = {
 # empties this after merging those branches; an entry that no longer matches an import fails
 # test_allowlists_hold_only_live_entries, so a stale one is noticed. (importing module, imported module)
 LAYERING_ALLOWLIST: dict[tuple[str, str], str] = {
-    # loading a merged zoo entry rebuilds the widened network through merge (zoo sits below merge); needs a
-    # decision: a rebuild hook registered by merge, or merged entries stored so the zoo can rebuild them alone
-    ("hyperzoo.zoo.store", "hyperzoo.merge.run"): "lead",
     # zoo training and stitching are now LightningCLI runs (`hyperzoo fit --config`); their drivers (train_zoo,
     # run_fit) call hyperzoo.lightning.cli through config_overrides.fit_with. They belong in the lightning layer
     # (e.g. hyperzoo.lightning.zoo_run / stitch_run), which means moving them with their public names.
@@ -82,10 +79,7 @@ PRIVATE_ALLOWLIST: dict[tuple[str, str, str], str] = {}
 
 # Modules that import each other through function-level (deferred) imports. Python runs them, but each is a knot
 # to untie. (sorted module names of the cycle)
-CYCLE_ALLOWLIST: dict[tuple[str, ...], str] = {
-    # the zoo/merge knot of LAYERING_ALLOWLIST
-    ("hyperzoo.merge.run", "hyperzoo.zoo.store"): "lead",
-}
+CYCLE_ALLOWLIST: dict[tuple[str, ...], str] = {}
 
 
 @dataclass(frozen=True)

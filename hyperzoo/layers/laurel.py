@@ -36,7 +36,7 @@ from torchvision.models import resnet as tv_resnet
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.nets.cifar_resnet import BasicBlock as CifarBasicBlock
-from hyperzoo.nets.cifar_resnet import CifarResNet
+from hyperzoo.nets.cifar_resnet import CifarResNet, PadShortcut
 from hyperzoo.nets.factory import MODELS, register_model
 
 __all__ = ["VARIANTS", "LaurelBlock", "LaurelConfig", "laurel_param_count", "laurelize", "parse_variant"]
@@ -184,6 +184,17 @@ class LaurelBlock(nn.Module):
             nn.init.zeros_(self.lr_up.weight)
         if self.gamma is not None:
             nn.init.zeros_(self.gamma)
+
+    def follow_widths(self) -> None:
+        """Width surgery: a zero-padding shortcut takes its widths from the wrapped block's convolutions.
+
+        Called by :func:`hyperzoo.nets.resize.resize_to_state`, as
+        :meth:`hyperzoo.nets.cifar_resnet.BasicBlock.follow_widths`.
+        """
+        shortcut = getattr(self, self._shortcut_name)
+        first, last = getattr(self, "conv1", None), getattr(self, "conv2", None)
+        if isinstance(shortcut, PadShortcut) and isinstance(first, nn.Conv2d) and isinstance(last, nn.Conv2d):
+            shortcut.follow(first, last)
 
     def laurel_parameters(self) -> list[nn.Parameter]:
         """The parameters LAuReL added (not those of the wrapped block)."""

@@ -3,7 +3,9 @@
 Owns: permutation specs (:mod:`~hyperzoo.merge.spec`, traced by :mod:`~hyperzoo.merge.trace`), applying them
 (:mod:`~hyperzoo.merge.permute`, which imports ``spec``, never the reverse), weight and activation matching, PLeaS
 with its ridge least-squares solver, the baselines, and the ``hyperzoo merge`` run that stores results in the zoo.
-``count_macs``/``count_params`` live in :mod:`hyperzoo.nets.compute` (re-exported here).
+``count_macs``/``count_params`` live in :mod:`hyperzoo.nets.compute` (re-exported here). Width surgery (a network
+resized to tensors of other widths) is the network's: :mod:`hyperzoo.nets.resize`, which ``permute.load_state``
+uses and which loads merged zoo entries without this package.
 
 May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
 ``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``),

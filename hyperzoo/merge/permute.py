@@ -19,8 +19,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
-from hyperzoo.errors import ConfigError
 from hyperzoo.merge.spec import AxisTie, PermutationSpec, example_input
+from hyperzoo.nets.resize import resize_to_state
 
 __all__ = [
     "axis_index",
@@ -107,18 +107,6 @@ def permute_state(spec: PermutationSpec, state: dict[str, Tensor], perms: Indice
     return transform_state(spec, state, perms)
 
 
-def _set_tensor(model: nn.Module, name: str, value: Tensor) -> None:
-    *path, attr = name.split(".")
-    module = model.get_submodule(".".join(path)) if path else model
-    if attr in module._parameters:
-        old = module._parameters[attr]
-        module._parameters[attr] = nn.Parameter(value.clone(), requires_grad=bool(old is None or old.requires_grad))
-    elif attr in module._buffers:
-        module._buffers[attr] = value.clone()
-    else:
-        raise ConfigError(f"state tensor {name!r} is neither a parameter nor a buffer of the model")
-
-
 def _leaf_widths(spec: PermutationSpec, leaves: tuple[int, ...], widths: dict[int, int]) -> int:
     return sum(widths.get(g, spec.leaves[g].size) for g in leaves)
 
@@ -128,43 +116,25 @@ def load_state(
 ) -> nn.Module:
     """A copy of ``model`` holding ``state``, whose tensors may be wider or narrower than the model's.
 
-    Module attributes that describe widths (``in_channels``, ``out_channels``, ``num_features``,
-    ``in_features``, ``out_features``, ``normalized_shape``, ``num_channels`` and zero-padding shortcuts' channel
-    counts) are updated, so the copy is a real network of the new widths, not tensors behind stale metadata.
+    The width surgery is :func:`hyperzoo.nets.resize.resize_to_state`, the one that loads merged zoo entries:
+    module attributes that describe widths (``in_channels``, ``out_channels``, ``num_features``, ``in_features``,
+    ``out_features``, ``normalized_shape``, ``num_channels``, a depthwise convolution's ``groups``, and
+    zero-padding shortcuts through the blocks' ``follow_widths``) are updated, so the copy is a real network of the
+    new widths, not tensors behind stale metadata. The spec adds what no tensor says: the channel counts of every
+    parameter-free module the tracer saw with ``in_channels``/``out_channels`` (``spec.channel_modules``) follow
+    the widths of their leaves, in any traced network, whether or not its blocks have a ``follow_widths`` hook.
 
     Args:
         model: the template network (not modified).
         state: the new state dict (every tensor of ``model.state_dict()``).
         spec: the template's spec (for parameter-free modules whose behaviour depends on widths).
         widths: new width per leaf (for those modules); None keeps the template's widths.
+
+    Raises:
+        DataError: ``state`` does not fit the template's tensors (names, dimensions, kernels), as
+            :func:`~hyperzoo.nets.resize.resize_to_state` says.
     """
-    new = copy.deepcopy(model)
-    own = new.state_dict()
-    for name, value in state.items():
-        if name not in own:
-            raise ConfigError(f"state tensor {name!r} is not in {type(model).__name__}; load a state of this model")
-        _set_tensor(new, name, value.to(own[name].dtype))
-    for module in new.modules():
-        w = getattr(module, "weight", None)
-        if isinstance(module, nn.modules.conv._ConvNd) and isinstance(w, Tensor):
-            transposed = module.transposed
-            depthwise = module.groups == module.in_channels == module.out_channels and w.shape[1] == 1
-            if depthwise:
-                module.groups = w.shape[0]
-            if transposed:
-                module.in_channels, module.out_channels = w.shape[0], w.shape[1] * module.groups
-            else:
-                module.in_channels, module.out_channels = w.shape[1] * module.groups, w.shape[0]
-        elif isinstance(module, nn.Linear):
-            module.out_features, module.in_features = module.weight.shape
-        elif isinstance(module, nn.modules.batchnorm._NormBase):
-            ref = module.weight if module.weight is not None else module.running_mean
-            if ref is not None:
-                module.num_features = ref.shape[0]
-        elif isinstance(module, nn.LayerNorm) and module.weight is not None:
-            module.normalized_shape = tuple(module.weight.shape)
-        elif isinstance(module, nn.GroupNorm) and module.weight is not None:
-            module.num_channels = module.weight.shape[0]
+    new = resize_to_state(copy.deepcopy(model), state, f"the state for {type(model).__name__}")
     if widths:
         for name, in_leaves, out_leaves in spec.channel_modules:
             shortcut: Any = new.get_submodule(name)

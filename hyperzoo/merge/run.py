@@ -28,7 +28,6 @@ __all__ = [
     "load_merged",
     "merge_entries",
     "predict",
-    "rebuild_merged",
     "run_merge",
     "test_data",
 ]
@@ -121,14 +120,14 @@ def _merged_meta(
         "merged_from": [meta_a["name"], meta_b["name"]],
         "source_num_classes": len(ca),
         "merge": info,
-        # the merged network's real widths (per permutation group of the base model's spec): `load_model`
-        # rebuilds the base model, then widens it to these (the registered model alone would not fit the weights)
+        # the merged network's widths per permutation group of the base model's spec (a record of the merge; it
+        # marks the entry as resized: `load_model` builds the base model and resizes it to the stored tensors)
         "leaf_widths": {str(k): v for k, v in result.plan.widths.items()},
         "channels": _channels(result.model),
         "test_acc": acc.get("acc", acc.get("joint")),
         "macs": int(info["macs"]),
         "params": int(info.get("params", sum(p.numel() for p in result.model.parameters()))),
-        "loader": "hyperzoo.zoo.load_model (rebuilds the base model at leaf_widths)",
+        "loader": "hyperzoo.zoo.load_model (builds the base model, resized to the stored tensors)",
     }
 
 
@@ -221,37 +220,6 @@ def _channels(model: nn.Module) -> dict[str, int]:
         for name, m in model.named_modules()
         if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and isinstance(m.weight, Tensor)
     }
-
-
-def rebuild_merged(meta: dict[str, Any], state: dict[str, Tensor], where: str = "merged model") -> nn.Module:
-    """The network of a merged zoo entry: its base model widened to the recorded ``leaf_widths``, with ``state``.
-
-    Raises:
-        DataError: the weights do not fit the recorded widths.
-    """
-    from hyperzoo.errors import DataError
-    from hyperzoo.merge.permute import load_state
-    from hyperzoo.merge.spec import derive_spec
-    from hyperzoo.nets import create_model
-
-    n = int(meta.get("source_num_classes", meta.get("num_classes", 10)))
-    template = create_model(meta["model"], num_classes=n, **meta.get("model_kwargs", {}))
-    spec = derive_spec(template)
-    widths = {int(k): int(v) for k, v in meta.get("leaf_widths", {}).items()}
-    own = template.state_dict()
-    missing = sorted(set(own) - set(state))
-    if missing:
-        raise DataError(f"{where}: weights lack {missing[:3]} of {meta['model']}; re-create the merged entry")
-    model = load_state(template, state, spec, widths)
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(spec.input_shape))
-    except RuntimeError as e:
-        raise DataError(
-            f"{where}: the weights do not fit {meta['model']} at the recorded widths {widths} ({e}); re-create "
-            "the merged entry (merge_entries(..., overwrite=True), `hyperzoo merge ... --overwrite`)"
-        ) from None
-    return model
 
 
 def load_merged(name: str, root: str | None = None) -> nn.Module:

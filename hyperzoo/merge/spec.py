@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten
 from hyperzoo.errors import ConfigError
 from hyperzoo.merge.spaces import Label
 from hyperzoo.merge.trace import Tracer
+from hyperzoo.nets.compute import example_input
 
 __all__ = ["AxisTie", "Leaf", "PermutationSpec", "Site", "derive_spec", "example_input"]
 
@@ -125,16 +126,6 @@ class PermutationSpec:
             lines.append(f"  group {g:4d}  size {leaf.size:5d}  {len(leaf.members):3d} axes  e.g. {leaf.name}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def example_input(model: nn.Module, input_size: int | None = None, batch: int = 2) -> Tensor:
-    """A random image batch at the model's own resolution (``expected_input_size``, else 224)."""
-    size = input_size or int(getattr(model, "expected_input_size", 224) or 224)
-    channels = 3
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is not None:
-        channels = first.in_channels
-    return torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(0))
 
 
 def derive_spec(

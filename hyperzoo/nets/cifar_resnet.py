@@ -58,6 +58,15 @@ class PadShortcut(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
+    def follow(self, first: nn.Conv2d, last: nn.Conv2d) -> None:
+        """Takes the widths of the residual branch beside it, after width surgery (:mod:`hyperzoo.nets.resize`).
+
+        Args:
+            first: the branch's first convolution (its input channels are the block's input).
+            last: the branch's last convolution (its output channels are the block's output).
+        """
+        self.in_channels, self.out_channels = first.in_channels, last.out_channels
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers with a residual connection: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + s(x))``.
@@ -87,6 +96,14 @@ class BasicBlock(nn.Module):
                 )
             else:
                 raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+
+    def follow_widths(self) -> None:
+        """Width surgery: a zero-padding shortcut takes its widths from the convolutions of the residual branch.
+
+        Called by :func:`hyperzoo.nets.resize.resize_to_state` (the shortcut has no tensor to carry its widths).
+        """
+        if isinstance(self.shortcut, PadShortcut):
+            self.shortcut.follow(self.conv1, self.conv2)
 
     def residual(self, x: Tensor) -> Tensor:
         """The residual branch ``f(x)`` (before the addition)."""

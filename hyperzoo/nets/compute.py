@@ -1,4 +1,6 @@
-"""Compute of a network as it is stored and run: multiply-accumulates per sample, parameter count.
+"""Compute of a network as it is stored and run: multiply-accumulates per sample, parameter count, example input.
+
+:func:`example_input` is a random image batch at the network's own resolution, for one forward pass.
 
 MACs come from :class:`torch.utils.flop_counter.FlopCounterMode` over one forward pass: every matrix product the
 network actually runs (convolutions, transposed convolutions, ``linear``/``addmm``, batched matrix products,
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-__all__ = ["count_macs", "count_params"]
+__all__ = ["count_macs", "count_params", "example_input"]
 
 Shape = tuple[int, ...]
 
@@ -28,6 +30,16 @@ Shape = tuple[int, ...]
 def count_params(model: nn.Module) -> int:
     """Number of stored parameter entries."""
     return sum(p.numel() for p in model.parameters())
+
+
+def example_input(model: nn.Module, input_size: int | None = None, batch: int = 2) -> Tensor:
+    """A random image batch at the model's own resolution (``expected_input_size``, else 224)."""
+    size = input_size or int(getattr(model, "expected_input_size", 224) or 224)
+    channels = 3
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None:
+        channels = first.in_channels
+    return torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(0))
 
 
 @torch.no_grad()

@@ -1,7 +1,8 @@
 """A local model zoo: train, store (safetensors + JSON), list and load CIFAR-10 models and local weight files.
 
-Owns: the zoo's on-disk format (safetensors + JSON card per entry), listing and loading entries, adding external
-weight files, and the recipe that trains a zoo.
+Owns: the zoo's on-disk format (safetensors + JSON card per entry), listing and loading entries (merged ones too:
+their base model resized to the stored tensors by :mod:`hyperzoo.nets.resize`), adding external weight files, and
+the recipe that trains a zoo.
 
 May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
 ``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``) and

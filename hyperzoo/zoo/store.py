@@ -8,8 +8,9 @@ accuracy, MACs, parameter count and the SHA-256 of the weights). The zoo directo
 Integrity: both files are written atomically; the JSON records the SHA-256 of the weights file and
 (``hyperzoo-zoo/2``) a ``checksum`` of its own content, both verified on every load, so a truncated or corrupt entry
 is an error naming it instead of a model with wrong weights. Weights with NaN or infinite values are refused.
-An existing entry is replaced only with ``overwrite=True``. Merged models (``hyperzoo merge``) record their real
-widths (``leaf_widths``, per permutation group) and load back through :func:`load_model` like any other entry.
+An existing entry is replaced only with ``overwrite=True``. Merged models (``hyperzoo merge``) are their base model
+at other widths (marked by ``leaf_widths``, the widths per permutation group); :func:`load_model` builds the base
+model and resizes it to the stored tensors (:mod:`hyperzoo.nets.resize`), with no help from the merging code.
 
 Models from elsewhere enter the zoo from local weight files (torchvision or timm state dicts, ``.safetensors`` or
 ``.pth`` read with ``weights_only=True``); nothing is downloaded.
@@ -161,8 +162,8 @@ def _read_weights(name: str, path: Path, meta: dict[str, Any], verify: bool) -> 
 def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = True) -> nn.Module:
     """Rebuilds zoo entry ``name`` (a registered model with its stored weights), in eval mode.
 
-    Merged entries (``leaf_widths`` in their metadata, written by ``hyperzoo merge``) are rebuilt at their
-    recorded widths.
+    Merged entries (``leaf_widths`` in their metadata, written by ``hyperzoo merge``) are their base model at other
+    widths: it is built, then resized to the stored tensors (:func:`hyperzoo.nets.resize.resize_to_state`).
 
     Args:
         name: entry name (``hyperzoo zoo list``) or the path of an entry's ``.safetensors``/``.json`` file.
@@ -183,9 +184,7 @@ def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = 
     path = entry_path(name, root)
     state = _read_weights(name, path, meta, verify)
     if meta.get("leaf_widths"):
-        from hyperzoo.merge.run import rebuild_merged
-
-        return rebuild_merged(meta, state, f"zoo entry {name!r}").eval()
+        return _rebuild_resized(name, path, meta, state).eval()
     kwargs = {"num_classes": meta.get("num_classes", 10), **meta.get("model_kwargs", {})}
     if meta.get("source") == "timm":
         try:
@@ -205,6 +204,20 @@ def load_model(name: str, root: str | os.PathLike | None = None, verify: bool = 
             f"{unexpected[:3]}; its metadata does not describe its weights: re-create the entry"
         )
     return model.eval()
+
+
+def _rebuild_resized(name: str, path: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+    """A merged entry's network: its base model (with the label space of a source model), resized to ``state``.
+
+    The stored tensors carry every width; ``leaf_widths`` (the widths per permutation group of the merge) only
+    marks the entry as resized, so entries of every format load the same way.
+    """
+    from hyperzoo.nets import create_model, example_input, resize_to_state
+
+    n = int(meta.get("source_num_classes", meta.get("num_classes", 10)))
+    model = create_model(meta["model"], num_classes=n, **meta.get("model_kwargs", {}))
+    where = f"zoo entry {name!r} ({path}, {meta['model']} {meta.get('model_kwargs', {})} at other widths)"
+    return resize_to_state(model, state, where, example=example_input(model, batch=1))
 
 
 def list_zoo(root: str | os.PathLike | None = None) -> list[str]:
