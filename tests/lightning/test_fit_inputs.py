@@ -46,6 +46,8 @@ def _error(capsys, *args: str) -> str:
         ("--model.init_args.optimizer.lr", "nan", 'Parser key "lr"'),  # jsonargparse refuses nan itself
         ("--model.init_args.optimizer.weight_decay", "-1e-4", "Invalid weight_decay value: -0.0001"),
         ("--model.init_args.lr_scheduler.warmup_epochs", "-1", "warmup_epochs must be a finite number >= 0, got -1"),
+        # the module's own argument (label_smoothing=1.0 in Python) is named as its option
+        ("--model.init_args.label_smoothing", "1.0", "--model.init_args.label_smoothing 1.0: must be >= 0 and < 1"),
     ],
 )
 def test_bad_numeric_option_is_one_line_naming_it(capsys, option, value, expected):
@@ -116,9 +118,9 @@ def test_fit_names_the_data_option_of_a_bad_argument(capsys, args, expected):
             "--model.init_args.lr_scheduler cannot be built: MultiStepEpochsLR: milestones[0] must be a finite number",
         ),
         ("lr_scheduler", functools.partial(MultiStepEpochsLR, gamma=-0.1), "gamma must be a finite number >= 0"),
-        ("label_smoothing", 1.0, "--model.init_args.label_smoothing must be >= 0 and < 1"),
-        ("max_bad_steps", 0, "--model.init_args.max_bad_steps must be >= 1"),
-        ("num_classes", 0, "--model.init_args.num_classes must be >= 1"),
+        ("label_smoothing", 1.0, "label_smoothing=1.0: must be >= 0 and < 1"),
+        ("max_bad_steps", 0, "max_bad_steps=0: must be >= 1"),
+        ("num_classes", 0, "num_classes=0: must be >= 1"),
     ],
 )
 def test_every_numeric_model_argument_is_checked(name, value, expected):
@@ -151,7 +153,7 @@ def test_ghn_module_checks_its_arguments():
 
     with pytest.raises(ConfigError, match=r"--model.init_args.optimizer cannot be built: Invalid learning rate"):
         GHNModule(optimizer=functools.partial(torch.optim.Adam, lr=-1e-3))
-    with pytest.raises(ConfigError, match=r"--model.init_args.widths must hold numbers >= 1"):
+    with pytest.raises(ConfigError, match=r"^widths=\[0, 32\]: must hold numbers >= 1"):
         GHNModule(widths=[0, 32])
     with pytest.raises(ConfigError, match=r"^meta_batch=0: must be an integer >= 1"):
         from hyperzoo.data import GraphImageDataModule
