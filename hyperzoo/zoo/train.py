@@ -1,4 +1,4 @@
-"""Training the zoo: one ``hyperzoo fit`` (LightningCLI) per entry, stored in the zoo by a callback.
+"""A zoo's training recipe: one ``hyperzoo fit`` (LightningCLI) config per entry, stored in the zoo by a callback.
 
 A zoo config (``experiments/configs/zoo_cifar10.yaml``) is an ordinary LightningCLI config: an
 :class:`~hyperzoo.lightning.ImageClassifier` on a :class:`~hyperzoo.data.ClassSubsetCIFAR10DataModule`, with a
