@@ -6,7 +6,8 @@ imported on first use, so ``import hyperzoo`` stays cheap.
 Imports go one way, bottom to top (each subpackage's docstring says what it owns and may import;
 ``tests/test_layering.py`` holds the table and checks every import against it):
 
-- base modules: ``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``, ``_procs``
+- base modules: ``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``config_yaml``, ``_lazy``,
+  ``_procs``
 - ``nets`` (target networks, the model registry, MAC counts); ``graphs`` and ``layers`` on it; ``data``
 - ``hypernets`` (what every hypernetwork shares), then ``ghn`` and ``smash``
 - ``zoo``, then ``merge`` and ``stitch``; ``lightning`` (a LightningModule per method); ``demo``; ``cli`` on top
@@ -57,6 +58,7 @@ _LAZY = {
     "merge_models": "hyperzoo.merge",
     "SNNet": "hyperzoo.stitch",
     "load_zoo_model": "hyperzoo.zoo",
+    "train_zoo": "hyperzoo.lightning.zoo_train",
     "laurelize": "hyperzoo.layers",
     "GrassmannHead": "hyperzoo.layers",
     "GrassmannOptimizer": "hyperzoo.layers",

@@ -147,7 +147,7 @@ def _evil_lightning_checkpoint(path: Path, evil: object) -> Path:
 
 
 def test_zoo_resume(tmp_path, payload):
-    from hyperzoo.zoo.train import train_entry
+    from hyperzoo.lightning.zoo_train import train_entry
 
     evil, _ = payload
     zoo = tmp_path / "zoo"

@@ -202,7 +202,7 @@ def _write(
                     if bad_images != "skip":
                         raise DataError(
                             f"{attrs['source']}: cannot read image {path} ({reason}); delete or replace it, or pass "
-                            "bad_images='skip' (--data.init_args.bad_images skip) to leave unreadable images out"
+                            "bad_images='skip' to leave unreadable images out"
                         )
                     skipped.append((path, reason))
                     keep[position + i] = False

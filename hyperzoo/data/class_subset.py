@@ -34,7 +34,7 @@ class ClassSubsetCIFAR10DataModule(CIFAR10DataModule):
         if classes is not None and (
             not classes or any(not 0 <= int(c) < 10 for c in classes) or len(set(classes)) != len(classes)
         ):
-            raise ConfigError(f"--data.init_args.classes must be distinct CIFAR-10 labels 0..9, got {classes}")
+            raise ConfigError(f"classes={classes}: must be distinct CIFAR-10 labels 0..9")
         super().__init__(**kwargs)
         self.keep = [int(c) for c in classes] if classes is not None else None
         self._map: Tensor | None = None

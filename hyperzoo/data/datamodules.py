@@ -49,7 +49,9 @@ _MINIMUM = {
 
 
 def check_data_args(**values: Any) -> None:
-    """Checks numeric data-module arguments at the boundary, naming the bad one (``--data.init_args.NAME``).
+    """Checks numeric data-module arguments at the boundary, naming the bad one as a call would (``batch_size=0``).
+
+    ``hyperzoo fit`` says the option instead (``--data.init_args.batch_size 0``; :mod:`hyperzoo.lightning.cli`).
 
     Raises:
         ConfigError: an argument below its minimum (batch size 0, negative workers, ...) or not an integer.
@@ -59,7 +61,7 @@ def check_data_args(**values: Any) -> None:
             continue
         low = _MINIMUM[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"--data.init_args.{name} must be an integer >= {low}, got {value!r}")
+            raise ConfigError(f"{name}={value!r}: must be an integer >= {low}")
 
 
 class ImageDataModule(LightningDataModule):
@@ -141,9 +143,7 @@ class ImageDataModule(LightningDataModule):
             if stats is not None and (
                 len(stats) != 3 or not all(math.isfinite(v) for v in stats) or (name == "std" and min(stats) <= 0)
             ):
-                raise ConfigError(
-                    f"--data.init_args.{name} must be 3 finite numbers{' > 0' if name == 'std' else ''}, got {stats}"
-                )
+                raise ConfigError(f"{name}={list(stats)}: must be 3 finite numbers{' > 0' if name == 'std' else ''}")
         self.save_hyperparameters(ignore=["num_classes"])  # the model logs the resolved value
         self.root, self.dataset = root, dataset
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size

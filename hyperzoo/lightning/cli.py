@@ -23,10 +23,11 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import hyperzoo.data
 import hyperzoo.lightning.classifier  # noqa: F401  (LightningModules resolvable by short class name)
+from hyperzoo.cli_flags import flag_message
 from hyperzoo.errors import ConfigError, HyperzooError
 from hyperzoo.lightning.resume import LAST, ResumableCheckpoint, TrainingInterrupted, find_resumable
 
-__all__ = ["HyperzooCLI", "run_lightning_cli"]
+__all__ = ["HyperzooCLI", "init_arg_flags", "run_lightning_cli"]
 
 SUBCOMMANDS = ("fit", "validate", "test")
 
@@ -199,12 +200,58 @@ def _user_error(exc: BaseException) -> HyperzooError | None:
     return None
 
 
+def init_arg_flags(exc: BaseException) -> dict[str, str]:
+    """``{argument: LightningCLI option}`` of the data module or model whose code raised ``exc``.
+
+    Library code names the argument it refuses as a Python call would (``batch_size=0: must be at least 1``);
+    under ``hyperzoo fit`` that argument is the option ``--data.init_args.batch_size`` (or ``--model.init_args.X``).
+    The owner is the innermost data module or LightningModule among the frames ``exc`` passed through (its
+    ``__init__``, ``prepare_data``, ``setup``, ...); its arguments are those of the ``__init__`` of its class and
+    their bases. Empty when neither raised it.
+    """
+    owner: tuple[str, object] | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, pl.LightningDataModule):
+            owner = ("data", obj)
+        elif isinstance(obj, pl.LightningModule):
+            owner = ("model", obj)
+        tb = tb.tb_next
+    if owner is None:
+        return {}
+    key, obj = owner
+    names: set[str] = set()
+    for cls in type(obj).__mro__:
+        if cls in (pl.LightningDataModule, pl.LightningModule) or "__init__" not in vars(cls):
+            continue
+        try:
+            params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names |= {p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return {name: f"--{key}.init_args.{name}" for name in names}
+
+
+def _with_flags(error: HyperzooError) -> HyperzooError:
+    """``error`` with the arguments its message names written as the LightningCLI options that set them."""
+    message = str(error)
+    translated = flag_message(message, init_arg_flags(error))
+    if translated == message:
+        return error
+    try:
+        return type(error)(translated).with_traceback(error.__traceback__)
+    except TypeError:  # an error class that takes other arguments: keep it as it is
+        return error
+
+
 def run_lightning_cli(args: list[str]) -> Any:
     """Runs ``hyperzoo <fit|validate|test> ...`` with ``args`` (everything after ``hyperzoo``).
 
     Raises:
         ConfigError: an unknown or invalid option or config key (one line, with the key).
-        HyperzooError: whatever hyperzoo code raised while building the model or data, unwrapped.
+        HyperzooError: whatever hyperzoo code raised while building the model or data, unwrapped; the data
+            module's or model's arguments it names are written as options (``--data.init_args.batch_size 0``).
     """
     import sys
 
@@ -238,4 +285,4 @@ def run_lightning_cli(args: list[str]) -> Any:
         user = _user_error(e)
         if user is None:
             raise
-        raise user from None
+        raise _with_flags(user) from None

@@ -40,22 +40,27 @@ def check_training_args(owner: str, **values: Any) -> None:
     """Checks numeric training arguments (learning rate, momentum, ...) at the boundary, naming the bad one.
 
     Args:
-        owner: where the arguments live, for the message (``"model"``: ``--model.init_args.label_smoothing``).
+        owner: where the arguments live, for the message. ``"model"``: they are the LightningModule's own, named
+            as a Python call would (``label_smoothing=1.0: must be ...``; ``hyperzoo fit`` writes the option,
+            ``--model.init_args.label_smoothing 1.0``, see :func:`hyperzoo.lightning.cli.init_arg_flags`). A
+            config path (``"model.init_args.optimizer"``): arguments inside a ``{class_path, init_args}`` value,
+            named by their option (``--model.init_args.optimizer.init_args.lr must be ...``).
         **values: the arguments to check; names without a known range, and None values, are skipped; ``widths``
             must hold positive finite numbers.
 
     Raises:
-        ConfigError: the first argument out of its range, with its option name and what is allowed.
+        ConfigError: the first argument out of its range, with its name and what is allowed.
     """
     for name, value in values.items():
         if value is None:
             continue
-        option = f"--{owner}.init_args.{name}"
+        own = owner == "model"
         if name == "widths":
             low = 1
             bad = [v for v in value if not isinstance(v, (int, float)) or not math.isfinite(v) or v < low]
             if bad:
-                raise ConfigError(f"{option} must hold numbers >= {low}, got {list(value)}")
+                what = f"{name}={list(value)}: must hold numbers >= {low}"
+                raise ConfigError(what if own else f"--{owner}.init_args.{name} must hold numbers >= {low}")
             continue
         if name not in _RANGES:
             continue
@@ -65,7 +70,9 @@ def check_training_args(owner: str, **values: Any) -> None:
         if not ok:
             lo_txt = f">= {lo:g}" if lo_ok else f"> {lo:g}"
             rng = lo_txt if math.isinf(hi) else f"{lo_txt} and {'<=' if hi_ok else '<'} {hi:g}"
-            raise ConfigError(f"{option} must be {rng}, got {value}")
+            raise ConfigError(
+                f"{name}={value}: must be {rng}" if own else f"--{owner}.init_args.{name} must be {rng}, got {value}"
+            )
 
 
 def set_optimizer_args(

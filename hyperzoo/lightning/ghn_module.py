@@ -255,7 +255,7 @@ class GHNModule(NonFiniteGuard, pl.LightningModule):
         wrong = sorted(k for k in set(own) & set(source) if own[k].shape != source[k].shape)
         if missing or unexpected or wrong:
             raise ConfigError(
-                f"--model.init_args.init_from {name_or_path!r} does not fit ghn={self.hp.ghn!r} with ghn_kwargs="
+                f"init_from={name_or_path!r} does not fit ghn={self.hp.ghn!r} with ghn_kwargs="
                 f"{self.hp.ghn_kwargs}: missing {missing[:3]}, unexpected {unexpected[:3]}, other shapes {wrong[:3]}; "
                 "set ghn and ghn_kwargs to the checkpoint's configuration (its JSON card lists it)"
             )

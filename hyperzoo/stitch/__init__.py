@@ -1,10 +1,13 @@
 """SN-Net stitching: stitching layers, least-squares init, configuration space, budget selection, Pareto front.
 
 Owns: :class:`SNNet` and its stitching layers, their least-squares initialisation, the configuration space and its
-budget-driven selection; its LightningModule is in :mod:`hyperzoo.lightning.stitch_module`.
+budget-driven selection, a stitch run's config and outputs (:mod:`hyperzoo.stitch.run`); its LightningModule is in
+:mod:`hyperzoo.lightning.stitch_module`, the ``hyperzoo stitch fit`` driver (``run_fit``) in
+:mod:`hyperzoo.lightning.stitch_fit`.
 
-May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``, ``_lazy``,
-``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``, ``hyperzoo.data``),
+May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``,
+``config_yaml``, ``_lazy``, ``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``,
+``hyperzoo.data``),
 ``hyperzoo.hypernets``, the model zoo ``hyperzoo.zoo`` (its anchors) and ``hyperzoo.merge`` (the least-squares
 solver).
 """

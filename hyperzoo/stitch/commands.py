@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from hyperzoo.cli_flags import argument_flags
 from hyperzoo.cli_types import existing_file, finite_float, positive_float
 
 __all__ = ["register"]
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from hyperzoo.stitch.run import run_fit
+    from hyperzoo.lightning.stitch_fit import run_fit
 
     run_fit(
         args.config,
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="anchors' lr relative to the stitches', overrides train.anchor_lr_scale (0 freezes the anchors)",
     )
     q.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in the output folder")
-    q.set_defaults(func=_cmd_fit)
+    q.set_defaults(func=_cmd_fit, argument_flags=argument_flags(q))
     q = sub.add_parser("select", help="best evaluated configuration within a FLOPs budget, and the Pareto front")
     q.add_argument("--table", type=existing_file, required=True, help="configs.json written by `hyperzoo stitch fit`")
     q.add_argument("--budget-flops", type=positive_float, required=True, help="budget in FLOPs (2 x MACs) per image")

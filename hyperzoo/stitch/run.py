@@ -9,9 +9,10 @@ before training and afterwards evaluates every configuration on the test split a
 ``configs.json`` (every configuration: MACs, FLOPs, parameters, test accuracy, Pareto flag),
 ``snnet.safetensors`` + ``snnet.json`` and ``pareto.png``.
 
-``hyperzoo stitch fit --config ...`` (:func:`run_fit`) runs the same ``fit`` with ``--out``, ``--init``,
-``--epochs`` (``0``: evaluate the initialised stitches) and ``--anchor-lr-scale`` overrides (the ablations);
-``hyperzoo stitch select`` picks a configuration under a FLOPs budget.
+``hyperzoo stitch fit --config ...`` (:func:`hyperzoo.lightning.stitch_fit.run_fit`, in the Lightning layer) runs
+the same ``fit`` with ``--out``, ``--init``, ``--epochs`` (``0``: evaluate the initialised stitches) and
+``--anchor-lr-scale`` overrides (the ablations; the config they make: :func:`fit_config`); ``hyperzoo stitch
+select`` (:func:`run_select`) picks a configuration under a FLOPs budget.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from hyperzoo.config_yaml import callback_args, read_config, set_key
 from hyperzoo.errors import ConfigError
 from hyperzoo.io import atomic_write, check_output, write_text_atomic
 from hyperzoo.stitch.select import load_table, pareto_front, plot_front, select
 from hyperzoo.stitch.snnet import SNNet, init_stitches_ls
 
-__all__ = ["StitchRun", "ZooSNNet", "build_snnet", "evaluate_configs", "run_fit", "run_select"]
+__all__ = ["OUTPUTS", "StitchRun", "ZooSNNet", "build_snnet", "evaluate_configs", "fit_config", "run_select"]
 
+#: the files a stitch run writes to its output folder
 OUTPUTS = ("configs.json", "snnet.safetensors", "snnet.json", "pareto.png")
 
 
@@ -210,16 +213,17 @@ class StitchRun(pl.Callback):
         }
 
 
-def run_fit(
-    config: str,
+def fit_config(
+    config: str | os.PathLike,
     out: str | None = None,
     init: str | None = None,
     epochs: float | None = None,
     anchor_lr_scale: float | None = None,
     overwrite: bool = False,
-    args: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    """The ``hyperzoo stitch fit`` command: ``hyperzoo fit --config config`` with the options as overrides.
+) -> tuple[dict[str, Any], Path]:
+    """The stitch config ``config`` with the overrides of ``hyperzoo stitch fit``, and the run's output folder.
+
+    Checks the outputs before anything is loaded (:class:`StitchRun` checks again before the work in any ``fit``).
 
     Args:
         config: a stitch config (LightningCLI, with a :class:`StitchRun` callback).
@@ -228,17 +232,15 @@ def run_fit(
         epochs: overrides ``trainer.max_epochs`` (0: evaluate the initialised stitches).
         anchor_lr_scale: overrides the model's (0 freezes the anchors).
         overwrite: replace the files of an earlier run in the output folder (else refused before any work).
-        args: further ``hyperzoo fit`` options.
 
-    Returns:
-        The evaluated configurations (the rows of ``configs.json``).
+    Raises:
+        ConfigError: a negative ``epochs`` or ``anchor_lr_scale``, a config without a StitchRun callback, or
+            outputs that exist already.
     """
-    from hyperzoo.lightning.config_overrides import callback_args, fit_with, read_config, set_key
-
-    for flag, value in (("--epochs", epochs), ("--anchor-lr-scale", anchor_lr_scale)):
+    for name, value in (("epochs", epochs), ("anchor_lr_scale", anchor_lr_scale)):
         if value is not None and value < 0:
-            zero = "evaluates the initialised stitches" if flag == "--epochs" else "freezes the anchors"
-            raise ConfigError(f"{flag} must be >= 0 (0 {zero}), got {value}")
+            zero = "evaluates the initialised stitches" if name == "epochs" else "freezes the anchors"
+            raise ConfigError(f"{name}={value}: must be >= 0 (0 {zero})")
     cfg = read_config(config, "stitch config")
     run = callback_args(cfg, "StitchRun", f"stitch config {config}")
     if init is not None:
@@ -254,10 +256,9 @@ def run_fit(
         set_key(cfg, "model.init_args.anchor_lr_scale", float(anchor_lr_scale))
     root = str((cfg.get("trainer") or {}).get("default_root_dir") or "runs/default")
     out_dir = Path(str(run.get("out", "{root}")).replace("{root}", root))
-    for fname in OUTPUTS:  # before loading the anchors (StitchRun checks again before the work in any `fit`)
+    for fname in OUTPUTS:  # before loading the anchors
         check_output(out_dir / fname, bool(run.get("overwrite")), "--out")
-    fit_with(cfg, args)
-    return list(json.loads((out_dir / "configs.json").read_text())["configs"])
+    return cfg, out_dir
 
 
 def run_select(table: str, budget_flops: float) -> dict[str, Any]:

@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from hyperzoo.zoo.train import train_zoo
+    from hyperzoo.lightning.zoo_train import train_zoo
 
     overrides = {"root": args.data_root} if args.data_root else None
     train_zoo(args.config, root=args.zoo, only=args.only or None, overrides=overrides)

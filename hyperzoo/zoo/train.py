@@ -1,4 +1,4 @@
-"""Training the zoo: one ``hyperzoo fit`` (LightningCLI) per entry, stored in the zoo by a callback.
+"""A zoo's training recipe: one ``hyperzoo fit`` (LightningCLI) config per entry, stored in the zoo by a callback.
 
 A zoo config (``experiments/configs/zoo_cifar10.yaml``) is an ordinary LightningCLI config: an
 :class:`~hyperzoo.lightning.ImageClassifier` on a :class:`~hyperzoo.data.ClassSubsetCIFAR10DataModule`, with a
@@ -8,18 +8,18 @@ The writer names the entry the run trains and lists the zoo's entries, each as t
 ``data.init_args.classes``, ``data.init_args.limit``, ...).
 
 ``hyperzoo fit --config zoo_cifar10.yaml`` trains the config as written (its first entry);
-``hyperzoo zoo train --config zoo_cifar10.yaml`` (:func:`train_zoo`) runs the same LightningCLI ``fit`` once per entry
-with that entry's overrides. Every entry trains in ``<zoo>/.partial/<name>``: entries already in the zoo are skipped,
-an entry killed mid-training resumes from its ``last.ckpt`` (``ckpt_path: last``; read with
-``torch.load(weights_only=True)``), and the folder is deleted once the entry is stored. The seed fixes
-initialisation, data order and augmentation; the data subset (``data.init_args.seed``) is the same for every entry.
+``hyperzoo zoo train --config zoo_cifar10.yaml`` (:func:`hyperzoo.lightning.zoo_train.train_zoo`, in the Lightning
+layer) runs the same LightningCLI ``fit`` once per entry with the overrides :func:`entry_config` gives. Every entry
+trains in ``<zoo>/.partial/<name>``: entries already in the zoo are skipped, an entry killed mid-training resumes
+from its ``last.ckpt`` (``ckpt_path: last``; read with ``torch.load(weights_only=True)``), and the folder is deleted
+once the entry is stored. The seed fixes initialisation, data order and augmentation; the data subset
+(``data.init_args.seed``) is the same for every entry.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -28,11 +28,11 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from hyperzoo.errors import ConfigError, DataError
-from hyperzoo.lightning.config_overrides import callback_args, fit_with, read_config, set_key
+from hyperzoo.config_yaml import callback_args, read_config, set_key
+from hyperzoo.errors import ConfigError
 from hyperzoo.zoo.store import check_new_entry, entry_path, save_model, zoo_dir
 
-__all__ = ["ClassSubsetCIFAR10", "ZooEntryWriter", "entry_config", "evaluate", "train_entry", "train_zoo"]
+__all__ = ["ClassSubsetCIFAR10", "ZooEntryWriter", "entry_config", "evaluate", "writer_args", "zoo_entries"]
 
 
 def ClassSubsetCIFAR10(classes: list[int] | None = None, **kwargs: Any) -> Any:
@@ -171,16 +171,30 @@ def _entry_meta(
     }
 
 
-# -- one fit per entry --
+# -- the config of each entry (hyperzoo.lightning.zoo_train runs one fit per entry) --
 
 
 def _read(config: str | os.PathLike) -> dict[str, Any]:
     return read_config(config, "zoo config")
 
 
-def _writer(cfg: dict[str, Any], config: str | os.PathLike) -> dict[str, Any]:
-    """The ``init_args`` of the config's :class:`ZooEntryWriter` callback."""
+def writer_args(cfg: dict[str, Any], config: str | os.PathLike) -> dict[str, Any]:
+    """The ``init_args`` of the :class:`ZooEntryWriter` callback of ``cfg`` (the zoo config ``config``, read).
+
+    Raises:
+        ConfigError: the config has no ZooEntryWriter among its trainer callbacks.
+    """
     return callback_args(cfg, "ZooEntryWriter", f"zoo config {config}")
+
+
+def zoo_entries(config: str | os.PathLike) -> tuple[list[str], str | None]:
+    """The entry names of the zoo config ``config``, in order, and its zoo directory (None: the default).
+
+    Raises:
+        ConfigError: the config cannot be read or has no ZooEntryWriter among its trainer callbacks.
+    """
+    writer = writer_args(_read(config), config)
+    return [str(n) for n in (writer.get("entries") or {writer.get("name"): {}})], writer.get("zoo")
 
 
 def entry_config(
@@ -198,7 +212,7 @@ def entry_config(
         ConfigError: no such entry, no writer callback, or an override that does not fit the config.
     """
     cfg = _read(config)
-    writer = _writer(cfg, config)
+    writer = writer_args(cfg, config)
     entries = writer.get("entries") or {writer.get("name"): {}}
     if name not in entries:
         raise ConfigError(f"zoo config {config} has no entry {name!r}; its entries: {', '.join(map(str, entries))}")
@@ -210,68 +224,3 @@ def entry_config(
         set_key(cfg, f"data.init_args.{key}", value)
     set_key(cfg, "trainer.default_root_dir", str(zoo_dir(zoo) / ".partial" / name))
     return cfg
-
-
-def train_entry(
-    config: str | os.PathLike,
-    name: str,
-    root: str | os.PathLike | None = None,
-    data: dict[str, Any] | None = None,
-    args: list[str] | None = None,
-) -> Path:
-    """Trains zoo entry ``name`` of ``config`` with ``hyperzoo fit`` and returns its weights path.
-
-    Args:
-        config: the zoo config.
-        name: the entry.
-        root: zoo directory.
-        data: data-module arguments that replace the config's.
-        args: further ``hyperzoo fit`` options (e.g. ``["--trainer.max_steps", "2"]``).
-
-    Raises:
-        DataError: the entry's ``last.ckpt`` holds more than weights (refused by ``torch.load(weights_only=True)``).
-    """
-    cfg = entry_config(config, name, root, data)
-    zoo = _writer(cfg, config).get("zoo")
-    last = zoo_dir(zoo) / ".partial" / name / "last.ckpt"
-    try:
-        fit_with(cfg, args)
-    except pickle.UnpicklingError as exc:
-        raise DataError(
-            f"{last}: refused to resume from it, torch.load(weights_only=True) rejects it ({exc}); "
-            "delete it to train this entry from scratch"
-        ) from None
-    return entry_path(name, zoo)
-
-
-def train_zoo(
-    config: str | os.PathLike,
-    root: str | os.PathLike | None = None,
-    only: list[str] | None = None,
-    overrides: dict[str, Any] | None = None,
-    args: list[str] | None = None,
-) -> list[Path]:
-    """Trains every entry of ``config`` that is not in the zoo yet (or only those named in ``only``).
-
-    Args:
-        config: the zoo config.
-        root: zoo directory (None: the config's, else ``$HYPERZOO_ZOO`` or ``./zoo``).
-        only: train only these entries.
-        overrides: data-module arguments that replace the config's (e.g. ``{"root": ...}``).
-        args: further ``hyperzoo fit`` options for every entry.
-
-    """
-    writer = _writer(_read(config), config)
-    names = [str(n) for n in (writer.get("entries") or {writer.get("name"): {}})]
-    zoo = root if root is not None else writer.get("zoo")
-    paths = []
-    for name in names:
-        if only and name not in only:
-            continue
-        path = entry_path(name, zoo)
-        if path.is_file():
-            print(f"zoo: {name} already trained ({path}), skipped")
-            continue
-        print(f"zoo: training {name} ...", flush=True)
-        paths.append(train_entry(config, name, zoo, overrides, args))
-    return paths

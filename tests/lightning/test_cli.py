@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hyperzoo.cli import main
-from hyperzoo.lightning.cli import condense_argument_error
+from hyperzoo.lightning.cli import condense_argument_error, init_arg_flags
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "experiments" / "configs" / "resnet20_cifar10.yaml")
@@ -85,6 +85,25 @@ def test_condense_keeps_the_key_and_the_problem():
     assert condense_argument_error(msg) == (
         "Parser key \"model\": Problem with given class_path 'X': Option 'lrr' is not accepted"
     )
+
+
+def test_init_arg_flags_name_the_options_of_the_module_that_raised():
+    from hyperzoo.data import ClassSubsetCIFAR10DataModule
+    from hyperzoo.errors import ConfigError
+    from hyperzoo.lightning import ImageClassifier
+
+    with pytest.raises(ConfigError) as data:
+        ClassSubsetCIFAR10DataModule(classes=[1], root="sample", batch_size=0)  # its own and its bases' arguments
+    flags = init_arg_flags(data.value)
+    assert flags["batch_size"] == "--data.init_args.batch_size" and flags["classes"] == "--data.init_args.classes"
+    assert "label_smoothing" not in flags and "kwargs" not in flags
+    with pytest.raises(ConfigError) as model:
+        ImageClassifier(model="resnet8", label_smoothing=2.0)
+    flags = init_arg_flags(model.value)
+    assert flags["label_smoothing"] == "--model.init_args.label_smoothing" and "batch_size" not in flags
+    with pytest.raises(ConfigError) as plain:
+        raise ConfigError("batch_size=0: raised outside any module")
+    assert init_arg_flags(plain.value) == {}
 
 
 def test_ddp_spawn_on_two_cpu_processes(tmp_path):

@@ -36,7 +36,7 @@ def _error(capsys, *args: str) -> str:
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
     [
-        ("--data.init_args.batch_size", "0", "--data.init_args.batch_size must be an integer >= 1, got 0"),
+        ("--data.init_args.batch_size", "0", "--data.init_args.batch_size 0: must be an integer >= 1"),
         (
             "--model.init_args.optimizer.lr",
             "-0.1",
@@ -46,6 +46,8 @@ def _error(capsys, *args: str) -> str:
         ("--model.init_args.optimizer.lr", "nan", 'Parser key "lr"'),  # jsonargparse refuses nan itself
         ("--model.init_args.optimizer.weight_decay", "-1e-4", "Invalid weight_decay value: -0.0001"),
         ("--model.init_args.lr_scheduler.warmup_epochs", "-1", "warmup_epochs must be a finite number >= 0, got -1"),
+        # the module's own argument (label_smoothing=1.0 in Python) is named as its option
+        ("--model.init_args.label_smoothing", "1.0", "--model.init_args.label_smoothing 1.0: must be >= 0 and < 1"),
     ],
 )
 def test_bad_numeric_option_is_one_line_naming_it(capsys, option, value, expected):
@@ -55,23 +57,41 @@ def test_bad_numeric_option_is_one_line_naming_it(capsys, option, value, expecte
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
-        ("eval_batch_size", -4, "--data.init_args.eval_batch_size must be an integer >= 1, got -4"),
-        ("num_workers", -1, "--data.init_args.num_workers must be an integer >= 0, got -1"),
-        ("limit", 0, "--data.init_args.limit must be an integer >= 1, got 0"),
-        ("val_size", -5, "--data.init_args.val_size must be an integer >= 0, got -5"),
-        ("padding", -1, "--data.init_args.padding must be an integer >= 0, got -1"),
-        ("image_size", 0, "--data.init_args.image_size must be an integer >= 1, got 0"),
-        ("batch_size", 2.5, "--data.init_args.batch_size must be an integer >= 1, got 2.5"),
-        ("std", (0.2, 0.0, 0.2), "--data.init_args.std must be 3 finite numbers > 0"),
-        ("mean", (0.5, float("inf"), 0.5), "--data.init_args.mean must be 3 finite numbers"),
+        ("eval_batch_size", -4, "eval_batch_size=-4: must be an integer >= 1"),
+        ("num_workers", -1, "num_workers=-1: must be an integer >= 0"),
+        ("limit", 0, "limit=0: must be an integer >= 1"),
+        ("val_size", -5, "val_size=-5: must be an integer >= 0"),
+        ("padding", -1, "padding=-1: must be an integer >= 0"),
+        ("image_size", 0, "image_size=0: must be an integer >= 1"),
+        ("batch_size", 2.5, "batch_size=2.5: must be an integer >= 1"),
+        ("std", (0.2, 0.0, 0.2), "std=[0.2, 0.0, 0.2]: must be 3 finite numbers > 0"),
+        ("mean", (0.5, float("inf"), 0.5), "mean=[0.5, inf, 0.5]: must be 3 finite numbers"),
     ],
 )
 def test_every_numeric_data_argument_is_checked(name, value, expected):
+    """Called from Python, a data module names the argument as the call did (``hyperzoo fit`` names the option)."""
     from hyperzoo.data import CIFAR10DataModule
 
     with pytest.raises(ConfigError) as info:
         CIFAR10DataModule(root="sample", **{name: value})
-    assert expected in str(info.value)
+    assert str(info.value).startswith(expected) and "--" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--data.init_args.limit", "0"], "--data.init_args.limit 0: must be an integer >= 1"),
+        (["--data.std", "[0.2, 0.0, 0.2]"], "--data.init_args.std [0.2, 0.0, 0.2]: must be 3 finite numbers > 0"),
+        (
+            ["--data", "ClassSubsetCIFAR10DataModule", "--data.classes", "[3, 3]"],
+            "--data.init_args.classes [3, 3]: must be distinct CIFAR-10 labels 0..9",
+        ),
+    ],
+)
+def test_fit_names_the_data_option_of_a_bad_argument(capsys, args, expected):
+    """The data module's ``limit=0`` is ``--data.init_args.limit 0`` on the ``hyperzoo fit`` command line."""
+    err = _error(capsys, *args)
+    assert expected in err and "limit=" not in err and "std=" not in err and "classes=" not in err
 
 
 @pytest.mark.parametrize(
@@ -98,9 +118,9 @@ def test_every_numeric_data_argument_is_checked(name, value, expected):
             "--model.init_args.lr_scheduler cannot be built: MultiStepEpochsLR: milestones[0] must be a finite number",
         ),
         ("lr_scheduler", functools.partial(MultiStepEpochsLR, gamma=-0.1), "gamma must be a finite number >= 0"),
-        ("label_smoothing", 1.0, "--model.init_args.label_smoothing must be >= 0 and < 1"),
-        ("max_bad_steps", 0, "--model.init_args.max_bad_steps must be >= 1"),
-        ("num_classes", 0, "--model.init_args.num_classes must be >= 1"),
+        ("label_smoothing", 1.0, "label_smoothing=1.0: must be >= 0 and < 1"),
+        ("max_bad_steps", 0, "max_bad_steps=0: must be >= 1"),
+        ("num_classes", 0, "num_classes=0: must be >= 1"),
     ],
 )
 def test_every_numeric_model_argument_is_checked(name, value, expected):
@@ -115,7 +135,7 @@ def test_bad_value_in_a_yaml_config_names_the_option(capsys, tmp_path):
     overlay = tmp_path / "bad.yaml"
     overlay.write_text("data:\n  init_args:\n    batch_size: 0\nmodel:\n  init_args:\n    optimizer:\n      lr: -1.0\n")
     err = _error(capsys, "--config", str(overlay))
-    assert "--model.init_args.optimizer cannot be built" in err or "--data.init_args.batch_size must be" in err
+    assert "--model.init_args.optimizer cannot be built" in err or "--data.init_args.batch_size 0: must be" in err
 
 
 def test_num_classes_override_that_cannot_apply_is_an_error(capsys):
@@ -125,7 +145,7 @@ def test_num_classes_override_that_cannot_apply_is_an_error(capsys):
     assert main(["fit", "--config", CONFIG, *TINY, "--model.init_args.num_classes", "10", "--trainer.fast_dev_run",
                  "true"]) == 0  # fmt: skip
     err = _error(capsys, "--data.init_args.num_classes", "3", "--trainer.fast_dev_run", "true")
-    assert "has 10 classes, not num_classes=3" in err
+    assert "has 10 classes, not --data.init_args.num_classes 3" in err
 
 
 def test_ghn_module_checks_its_arguments():
@@ -133,9 +153,9 @@ def test_ghn_module_checks_its_arguments():
 
     with pytest.raises(ConfigError, match=r"--model.init_args.optimizer cannot be built: Invalid learning rate"):
         GHNModule(optimizer=functools.partial(torch.optim.Adam, lr=-1e-3))
-    with pytest.raises(ConfigError, match=r"--model.init_args.widths must hold numbers >= 1"):
+    with pytest.raises(ConfigError, match=r"^widths=\[0, 32\]: must hold numbers >= 1"):
         GHNModule(widths=[0, 32])
-    with pytest.raises(ConfigError, match=r"--data.init_args.meta_batch must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"^meta_batch=0: must be an integer >= 1"):
         from hyperzoo.data import GraphImageDataModule
 
         GraphImageDataModule(train_graphs="x.h5", meta_batch=0)

@@ -66,7 +66,7 @@ def test_fit_and_select(tmp_path, capsys) -> None:
     assert main(["stitch", "select", "--table", str(tmp_path / "run" / "configs.json"), "--budget-flops", "1"]) == 2
 
 
-def test_fit_overrides_init_and_epochs(tmp_path) -> None:
+def test_fit_overrides_init_and_epochs(tmp_path, capsys) -> None:
     zoo = [create_model("resnet8", shortcut="B") for _ in range(2)]
     for name, model in zip(("a", "b"), zoo):
         save_model(
@@ -91,8 +91,11 @@ def test_fit_overrides_init_and_epochs(tmp_path) -> None:
     ls_state = load_file(str(ls_out / "snnet.safetensors"))
     stitches = [k for k in state if k.startswith("stitches.") and k.endswith(".weight")]
     assert stitches and not any(torch.equal(state[k], ls_state[k]) for k in stitches)
+    capsys.readouterr()
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--epochs", "-1"]) == 2
+    assert "error: --epochs -1.0: must be >= 0 (0 evaluates the initialised stitches)" in capsys.readouterr().err
     assert main(["stitch", "fit", "--config", str(cfg), "--out", str(out), "--anchor-lr-scale", "-1"]) == 2
+    assert "error: --anchor-lr-scale -1.0: must be >= 0 (0 freezes the anchors)" in capsys.readouterr().err
 
 
 def test_the_stitch_configs_are_valid_fits(capsys) -> None:
