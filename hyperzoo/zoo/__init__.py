@@ -2,12 +2,14 @@
 
 Owns: the zoo's on-disk format (safetensors + JSON card per entry), listing and loading entries (merged ones too:
 their base model resized to the stored tensors by :mod:`hyperzoo.nets.resize`), adding external weight files, and
-the recipe that trains a zoo (the config of each entry, the callback that stores a trained entry). The driver that runs one ``hyperzoo fit`` per entry (``train_zoo``, ``train_entry``) is in the Lightning layer,
+the recipe that trains a zoo (the config of each entry, the callback that stores a trained entry). The driver that
+runs one ``hyperzoo fit`` per entry (``train_zoo``, ``train_entry``) is in the Lightning layer,
 :mod:`hyperzoo.lightning.zoo_train` (also ``hyperzoo.train_zoo``).
 
 May import: the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``,
 ``config_yaml``, ``_lazy``, ``_procs``), the low layer (``hyperzoo.nets``, ``hyperzoo.graphs``, ``hyperzoo.layers``,
-``hyperzoo.data``) and ``hyperzoo.hypernets``. The methods that use the zoo (merging, stitching, Lightning training) sit above it.
+``hyperzoo.data``) and ``hyperzoo.hypernets``. The methods that use the zoo (merging, stitching, Lightning
+training) sit above it.
 """
 
 from typing import TYPE_CHECKING
