@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Predicted init + fine-tuning vs default init, at a fixed short budget (experiments/RESULTS.md, "Predicted init +
-# fine-tuning"). For each seed: the same recipe, data order and augmentation twice, once from the GHN's predicted
-# parameters (--model.init_args.ghn_init) and once from the default init; only the initialisation differs.
-# Usage: [SEEDS="0 1 2"] [GHN=ghn2-cifar10] experiments/finetune_ghn_init.sh resnet20|resnet50
+# fine-tuning"). For each seed: the same recipe, data order and augmentation, once per initialisation in INITS:
+#   ghn        the GHN's predicted parameters (--model.init_args.ghn_init)
+#   default    the default init
+#   ghn_norms  the prediction with every weight that feeds only a batch norm rescaled to the default init's norm
+#              (--model.init_args.ghn_init_norms default: the same function, the default init's weight scale)
+# Usage: [SEEDS="0 1 2"] [INITS="ghn default ghn_norms"] [GHN=ghn2-cifar10] experiments/finetune_ghn_init.sh MODEL
 #   resnet20: 1 epoch (391 steps, batch 128, SGD 0.1 cosine), validation every 49 steps on the 10,000 test images
 #   resnet50: 100 steps (batch 64, SGD 0.02, 16 warm-up steps then cosine, 32x32 stem), validation every 50 steps
 #             on 2,048 test images
-# Runs go to experiments/runs/finetune/MODEL/{ghn,default}/seedS (resumable: a rerun continues an unfinished run
+# Runs go to experiments/runs/finetune/MODEL/INIT/seedS (resumable: a rerun continues an unfinished run
 # from its last.ckpt and skips finished ones), one after the other, one thread each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 MODEL=${1:?usage: finetune_ghn_init.sh resnet20|resnet50}
 SEEDS=${SEEDS:-0 1 2}
 GHN=${GHN:-ghn2-cifar10}
+INITS=${INITS:-ghn default ghn_norms}
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
 case "$MODEL" in
   resnet20)
@@ -29,10 +33,15 @@ case "$MODEL" in
 esac
 mkdir -p experiments/logs/finetune
 for seed in $SEEDS; do
-  for init in ghn default; do
+  for init in $INITS; do
     root=experiments/runs/finetune/$MODEL/$init/seed$seed
     if [ -f "$root/done" ]; then continue; fi
-    if [ "$init" = ghn ]; then init_args=(--model.init_args.ghn_init "$GHN"); else init_args=(--model.init_args.ghn_init null); fi
+    case "$init" in
+      ghn) init_args=(--model.init_args.ghn_init "$GHN") ;;
+      ghn_norms) init_args=(--model.init_args.ghn_init "$GHN" --model.init_args.ghn_init_norms default) ;;
+      default) init_args=(--model.init_args.ghn_init null) ;;
+      *) echo "unknown init $init (ghn, default or ghn_norms)" >&2; exit 2 ;;
+    esac
     hyperzoo fit "${configs[@]}" --data.root "$DATA" "${budget[@]}" "${init_args[@]}" \
       --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$root" \
       > "experiments/logs/finetune/${MODEL}_${init}_seed$seed.log" 2>&1

@@ -1,9 +1,10 @@
 """Predicted init vs default init: curves and a table from the runs of ``experiments/finetune_ghn_init.sh``.
 
 Run: python experiments/plot_finetune.py resnet20 [--runs experiments/runs/finetune] [--out experiments/plots/NAME.png]
-Reads ``RUNS/MODEL/{ghn,default}/seedS/csv/metrics.csv`` (validation top-1 per logged step), prints a markdown table
-(top-1 at each validation step, mean +- std over seeds, and the paired difference predicted - default with a 95%
-t-interval), and plots top-1 against training step, one line per run and the seed mean.
+Reads ``RUNS/MODEL/INIT/seedS/csv/metrics.csv`` (validation top-1 per logged step; INIT is ``ghn``, ``default`` and,
+when run, ``ghn_norms``), prints a markdown table (top-1 at each validation step, mean +- std over the seeds every
+arm finished, and each predicted arm minus default, paired by seed, with a 95% t-interval), and plots top-1 against
+training step, one line per run and the seed mean.
 """
 
 from __future__ import annotations
@@ -48,26 +49,35 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=Path("experiments/runs/finetune"))
     p.add_argument("--out", type=Path, default=None, help="plot file (default experiments/plots/finetune_MODEL.png)")
     args = p.parse_args()
+    arms = {"ghn": ("tab:blue", "predicted init (GHN)"), "default": ("tab:gray", "default init"),
+            "ghn_norms": ("tab:orange", "predicted, default-init norms")}  # fmt: skip
     curves: dict[str, dict[str, dict[int, float]]] = {}
-    for init in ("ghn", "default"):
+    for init in arms:
         for run in sorted((args.runs / args.model / init).glob("seed*")):
             if (run / "done").exists():
                 curves.setdefault(init, {})[run.name] = val_curve(run)
-    seeds = sorted(set(curves.get("ghn", {})) & set(curves.get("default", {})))
+    if "default" not in curves or len(curves) < 2:
+        raise SystemExit(f"no finished pair of runs under {args.runs / args.model} (default/seedS and ghn*/seedS)")
+    seeds = sorted(set.intersection(*(set(c) for c in curves.values())))
     if not seeds:
-        raise SystemExit(f"no finished pair of runs under {args.runs / args.model} (ghn/seedS and default/seedS)")
+        raise SystemExit(f"no seed finished by every arm ({', '.join(curves)}) under {args.runs / args.model}")
     steps = sorted(set.intersection(*(set(curves[i][s]) for i in curves for s in seeds)))
+    present = [a for a in arms if a in curves]
+    others = [a for a in present if a != "default"]
     print(f"{args.model}: {len(seeds)} seeds ({', '.join(seeds)}), validation top-1 (%)\n")
-    print("| step | predicted init (GHN) | default init | predicted - default (95% CI) |")
-    print("|---:|---:|---:|---:|")
+    print("| step | " + " | ".join(arms[a][1] for a in present) + " | "
+          + " | ".join(f"{arms[a][1]} - default (95% CI)" for a in others) + " |")  # fmt: skip
+    print("|---:" * (1 + len(present) + len(others)) + "|")
     for step in steps:
-        g = [100 * curves["ghn"][s][step] for s in seeds]
-        d = [100 * curves["default"][s][step] for s in seeds]
-        (gm, _), (dm, _) = mean_ci(g), mean_ci(d)
-        diff, half = mean_ci([a - b for a, b in zip(g, d, strict=True)])
-        print(f"| {step} | {gm:.2f}{sd(g)} | {dm:.2f}{sd(d)} | {diff:+.2f} (+- {half:.2f}) |")
+        vals = {a: [100 * curves[a][s][step] for s in seeds] for a in present}
+        cells = [f"{statistics.fmean(vals[a]):.2f}{sd(vals[a])}" for a in present]
+        for a in others:
+            diff, half = mean_ci([x - y for x, y in zip(vals[a], vals["default"], strict=True)])
+            cells.append(f"{diff:+.2f} (+- {half:.2f})")
+        print(f"| {step} | " + " | ".join(cells) + " |")
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for init, color, label in (("ghn", "tab:blue", "predicted init (GHN)"), ("default", "tab:gray", "default init")):
+    for init in present:
+        color, label = arms[init]
         for s in seeds:
             c = curves[init][s]
             ax.plot(steps, [100 * c[t] for t in steps], color=color, alpha=0.3, lw=1)
@@ -75,7 +85,7 @@ def main() -> None:
                 lw=2, marker="o", label=f"{label}, mean of {len(seeds)} seeds")  # fmt: skip
     ax.set_xlabel("training step")
     ax.set_ylabel("validation top-1 (%)")
-    ax.set_title(f"{args.model} on CIFAR-10 (JPEG): predicted vs default init, same recipe")
+    ax.set_title(f"{args.model} on CIFAR-10 (JPEG): predicted vs default init, same recipe", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     out = args.out or Path("experiments/plots") / f"finetune_{args.model}.png"

@@ -300,5 +300,6 @@ def best_shipped(cards: dict[str, dict[str, Any]] | None = None) -> tuple[str, d
     if not cards:
         raise DataError("no shipped GHN to choose from (hyperzoo/pretrained/ is empty in this installation)")
     scores = {name: headline_top1(card) for name, card in cards.items()}
-    best = max(scores, key=lambda n: -1.0 if scores[n] is None else scores[n])  # type: ignore[operator]
+    ranked = {name: -1.0 if score is None else score for name, score in scores.items()}
+    best = max(ranked, key=ranked.__getitem__)
     return best, scores

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from hyperzoo.errors import ConfigError
 from hyperzoo.lightning.common import NonFiniteGuard, check_training_args, optimizer_config, set_optimizer_args
 from hyperzoo.nets import create_model
 
@@ -26,24 +27,36 @@ __all__ = ["DEFAULT_OPTIMIZER", "ImageClassifier", "predicted_init"]
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4)
 
 
-def predicted_init(net: nn.Module, ghn: str | nn.Module) -> nn.Module:
+def predicted_init(net: nn.Module, ghn: str | nn.Module, norms: str = "predicted") -> nn.Module:
     """Fills ``net``'s parameters with a GHN's prediction (in place) and resets batch-norm running statistics.
 
     Args:
-        net: the network (its ``expected_input_size``, e.g. 32 after ``adapt_cifar``, sets the traced graph).
+        net: the network, at its default initialisation (its ``expected_input_size``, e.g. 32 after
+            ``adapt_cifar``, sets the traced graph).
         ghn: a GHN, or a name or path :func:`hyperzoo.ghn.from_pretrained` accepts.
+        norms: ``"predicted"`` keeps the predicted weights as they are; ``"default"`` rescales every weight that
+            feeds only a batch norm to the norm ``net``'s default initialisation gave it
+            (:func:`hyperzoo.graphs.scale_invariance.match_norms`): the function with batch statistics is
+            unchanged, and gradient descent sees the weight scale its learning rate is tuned for.
 
     Returns:
         ``net``.
     """
     from hyperzoo.ghn.published import from_pretrained
 
+    if norms not in ("predicted", "default"):
+        raise ConfigError(f"norms={norms!r}: must be 'predicted' or 'default'")
+    default_norms = {k: float(p.norm()) for k, p in net.named_parameters()}
     model = from_pretrained(ghn) if isinstance(ghn, str) else ghn
     was_training = model.training
     model.eval()
     with torch.no_grad():
         model(net, bn_train=False)
     model.train(was_training)
+    if norms == "default":
+        from hyperzoo.graphs.scale_invariance import match_norms
+
+        match_norms(net, default_norms)
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
             m.reset_running_stats()
@@ -73,6 +86,9 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
             :func:`hyperzoo.ghn.from_pretrained` accepts, e.g. ``ghn2-cifar10``) instead of the default init: the
             GHN predicts every parameter in eval mode and batch-norm running statistics are reset; then training
             fine-tunes as usual (predicted init + fine-tuning, as in the GHN papers).
+        ghn_init_norms: ``"predicted"`` (as predicted) or ``"default"``: weights that feed only a batch norm are
+            rescaled to the default init's norms, which leaves the predicted function unchanged
+            (:func:`predicted_init`).
     """
 
     optimizer_factory: OptimizerCallable
@@ -90,6 +106,7 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         max_bad_steps: int = 20,
         channels_last: bool = True,
         ghn_init: str | None = None,
+        ghn_init_norms: str = "predicted",
     ) -> None:
         check_training_args(
             "model",
@@ -101,8 +118,10 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         self.save_hyperparameters()
         set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_OPTIMIZER)
         self.net: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
+        if ghn_init_norms != "predicted" and not ghn_init:
+            raise ConfigError(f"ghn_init_norms={ghn_init_norms!r} applies to a predicted init; also pass ghn_init")
         if ghn_init:
-            predicted_init(self.net, ghn_init)
+            predicted_init(self.net, ghn_init, ghn_init_norms)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.bad_steps = 0

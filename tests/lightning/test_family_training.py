@@ -105,3 +105,25 @@ def test_ghn_init_fills_the_prediction_then_fine_tunes(tmp_path):
     t = _trainer(tmp_path, max_steps=2, limit_val_batches=1)
     t.fit(module, datamodule=CIFAR10DataModule(root="sample", batch_size=16, eval_batch_size=64))
     assert t.global_step == 2 and torch.isfinite(t.callback_metrics["train/loss"])
+
+
+def test_ghn_init_with_default_norms_keeps_the_predicted_function():
+    """Weights that feed only a batch norm get the default init's norms; outputs with batch statistics do not move."""
+    torch.manual_seed(0)
+    predicted = ImageClassifier("resnet20", ghn_init="ghn2-cifar10", channels_last=False).net
+    torch.manual_seed(0)
+    rescaled = ImageClassifier("resnet20", ghn_init="ghn2-cifar10", ghn_init_norms="default", channels_last=False).net
+    torch.manual_seed(0)
+    default = create_model("resnet20", num_classes=10)
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(rescaled.train()(x), predicted.train()(x), rtol=1e-4, atol=1e-4)
+    p, r, d = (dict(m.named_parameters()) for m in (predicted, rescaled, default))
+    for name in ("conv1.weight", "layer2.0.conv1.weight", "layer3.2.conv2.weight"):
+        torch.testing.assert_close(r[name].norm(), d[name].norm())  # the default init's norm
+        assert r[name].norm() > 2 * p[name].norm()  # the prediction's were much smaller (2.7x to 7x here)
+    assert torch.equal(r["fc.weight"], p["fc.weight"]) and torch.equal(r["bn1.weight"], p["bn1.weight"])  # untouched
+    with pytest.raises(ConfigError, match="ghn_init_norms='default' applies to a predicted init"):
+        ImageClassifier("resnet20", ghn_init_norms="default")
+    with pytest.raises(ConfigError, match="norms='unit': must be 'predicted' or 'default'"):
+        ImageClassifier("resnet20", ghn_init="ghn2-cifar10", ghn_init_norms="unit")
