@@ -46,7 +46,7 @@ def predicted_init(net: nn.Module, ghn: str | nn.Module, norms: str = "predicted
 
     if norms not in ("predicted", "default"):
         raise ConfigError(f"norms={norms!r}: must be 'predicted' or 'default'")
-    default_norms = {k: float(p.norm()) for k, p in net.named_parameters()}
+    default_norms = {k: float(p.detach().norm()) for k, p in net.named_parameters()}
     model = from_pretrained(ghn) if isinstance(ghn, str) else ghn
     was_training = model.training
     model.eval()
