@@ -9,7 +9,8 @@
 #   resnet20: 1 epoch (391 steps, batch 128, SGD 0.1 cosine), validation every 49 steps on the 10,000 test images
 #   resnet50: 100 steps (batch 64, SGD 0.02, 16 warm-up steps then cosine, 32x32 stem), validation every 50 steps
 #             on 2,048 test images
-# Runs go to experiments/runs/finetune/MODEL/INIT/seedS (resumable: a rerun continues an unfinished run
+# TAG="lr0.01" EXTRA="--model.init_args.optimizer.init_args.lr 0.01" runs a variant of the recipe into
+# experiments/runs/finetune/MODEL_TAG/. Runs go to experiments/runs/finetune/MODEL[_TAG]/INIT/seedS (resumable: a rerun continues an unfinished run
 # from its last.ckpt and skips finished ones), one after the other, one thread each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ MODEL=${1:?usage: finetune_ghn_init.sh resnet20|resnet50}
 SEEDS=${SEEDS:-0 1 2}
 GHN=${GHN:-ghn2-cifar10}
 INITS=${INITS:-ghn default ghn_norms}
+TAG=${TAG:-}
+read -r -a extra <<< "${EXTRA:-}"
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
 case "$MODEL" in
   resnet20)
@@ -34,7 +37,7 @@ esac
 mkdir -p experiments/logs/finetune
 for seed in $SEEDS; do
   for init in $INITS; do
-    root=experiments/runs/finetune/$MODEL/$init/seed$seed
+    root=experiments/runs/finetune/$MODEL${TAG:+_$TAG}/$init/seed$seed
     if [ -f "$root/done" ]; then continue; fi
     case "$init" in
       ghn) init_args=(--model.init_args.ghn_init "$GHN") ;;
@@ -43,8 +46,21 @@ for seed in $SEEDS; do
       *) echo "unknown init $init (ghn, default or ghn_norms)" >&2; exit 2 ;;
     esac
     hyperzoo fit "${configs[@]}" --data.root "$DATA" "${budget[@]}" "${init_args[@]}" \
-      --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$root" \
-      > "experiments/logs/finetune/${MODEL}_${init}_seed$seed.log" 2>&1
+      --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$root" "${extra[@]}" \
+      > "experiments/logs/finetune/${MODEL}${TAG:+_$TAG}_${init}_seed$seed.log" 2>&1
     touch "$root/done"
+  done
+done
+# resnet20: the final weights on the whole test split (its last validation, at step 343, comes before the last
+# step, 391): test/acc in the run's csv/metrics.csv. (resnet50 validates at its last step.)
+[ "$MODEL" = resnet20 ] || exit 0
+for seed in $SEEDS; do
+  for init in $INITS; do
+    root=experiments/runs/finetune/$MODEL${TAG:+_$TAG}/$init/seed$seed
+    if [ -f "$root/tested" ]; then continue; fi
+    hyperzoo test "${configs[@]}" --data.root "$DATA" --model.init_args.ghn_init null --seed_everything "$seed" \
+      --data.seed "$seed" --trainer.default_root_dir "$root" --ckpt_path "$root/checkpoints/last.ckpt" \
+      "${extra[@]}" > "experiments/logs/finetune/${MODEL}${TAG:+_$TAG}_${init}_seed${seed}_test.log" 2>&1
+    touch "$root/tested"
   done
 done

@@ -24,10 +24,14 @@ import matplotlib.pyplot as plt
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def val_curve(run: Path) -> dict[int, float]:
-    """``{step: val top-1}`` of a run (the last value logged at each step)."""
-    rows = csv.DictReader((run / "csv" / "metrics.csv").open())
-    return {int(r["step"]) + 1: float(r["val/acc"]) for r in rows if r.get("val/acc")}
+def val_curve(run: Path, final_step: int | None = None) -> dict[int, float]:
+    """``{step: val top-1}`` of a run (the last value logged at each step), with its ``test/acc`` at ``final_step``."""
+    rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
+    curve = {int(r["step"]) + 1: float(r["val/acc"]) for r in rows if r.get("val/acc")}
+    tests = [float(r["test/acc"]) for r in rows if r.get("test/acc")]
+    if final_step is not None and tests:
+        curve[final_step] = tests[-1]
+    return curve
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -48,6 +52,12 @@ def main() -> None:
     p.add_argument("model", help="resnet20 or resnet50 (a folder under --runs)")
     p.add_argument("--runs", type=Path, default=Path("experiments/runs/finetune"))
     p.add_argument("--out", type=Path, default=None, help="plot file (default experiments/plots/finetune_MODEL.png)")
+    p.add_argument(
+        "--final-step",
+        type=int,
+        default=None,
+        help="put each run's test/acc (its last weights on the test split) at this step (resnet20: 391)",
+    )
     args = p.parse_args()
     arms = {"ghn": ("tab:blue", "predicted init (GHN)"), "default": ("tab:gray", "default init"),
             "ghn_norms": ("tab:orange", "predicted, default-init norms")}  # fmt: skip
@@ -55,7 +65,7 @@ def main() -> None:
     for init in arms:
         for run in sorted((args.runs / args.model / init).glob("seed*")):
             if (run / "done").exists():
-                curves.setdefault(init, {})[run.name] = val_curve(run)
+                curves.setdefault(init, {})[run.name] = val_curve(run, args.final_step)
     if "default" not in curves or len(curves) < 2:
         raise SystemExit(f"no finished pair of runs under {args.runs / args.model} (default/seedS and ghn*/seedS)")
     seeds = sorted(set.intersection(*(set(c) for c in curves.values())))
