@@ -62,11 +62,14 @@ def main() -> None:
     p.add_argument("--model", default=None, help="also fit this network's top-1 (e.g. resnet50)")
     p.add_argument("--csv", type=Path, default=None, help="the run's metrics.csv (val/acc logged in training)")
     p.add_argument("--csv-offset", type=int, default=0, help="steps to add to the CSV's steps")
+    p.add_argument("--offset", type=int, default=0,
+                   help="steps the GHN had before step 0 (a fine-tuned GHN's pre-training): the fit and the x axis "
+                   "use total steps = offset + steps, so step 0 is a point of the fit")  # fmt: skip
     p.add_argument("--goal", type=float, default=40.0, help="a horizontal line at this top-1 (%%)")
     p.add_argument("--title", default="GHN learning curve on held-out networks")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    evals = sorted((int(s), Path(f)) for s, f in (e.split("=", 1) for e in args.eval))
+    evals = sorted((int(s) + args.offset, Path(f)) for s, f in (e.split("=", 1) for e in args.eval))
     rows = [(step, *read_eval(path, args.model)) for step, path in evals]
     print("| steps | mean top-1 | " + (f"{args.model} top-1 |" if args.model else "") + " file |")
     for (step, mean, one), (_, path) in zip(rows, evals, strict=True):
@@ -81,7 +84,7 @@ def main() -> None:
         if len(pts) < 2:
             continue
         a, b, s = fit_loglinear(pts)
-        last = pts[-1][0]
+        last = pts[-1][0]  # 10x: ten times the total steps
         proj = a + b * math.log10(10 * last)
         half = prediction_halfwidth(pts, s, 10 * last) if not math.isnan(s) else math.nan
         print(f"\n{label}: top-1 = {a:.2f} + {b:.2f} * log10(steps) over {len(pts)} checkpoints "
@@ -89,11 +92,12 @@ def main() -> None:
         xs = [pts[0][0], 10 * last]
         ax.plot(xs, [a + b * math.log10(x) for x in xs], "--", color=color, alpha=0.7,
                 label=f"fit: {b:+.1f} points per 10x steps")  # fmt: skip
-        if not math.isnan(half):
-            ax.errorbar([10 * last], [proj], yerr=[half], fmt="s", color=color, capsize=4, alpha=0.7)
+        if not math.isnan(half):  # drawn within the axis; a wider interval is said in the legend
+            ax.errorbar([10 * last], [proj], yerr=[min(half, 100.0)], fmt="s", color=color, capsize=4, alpha=0.7,
+                        label=f"10x: {proj:.1f}% (95% PI +- {half:.0f})")  # fmt: skip
     if args.csv:
         val = sorted(
-            (int(r["step"]) + 1 + args.csv_offset, 100 * float(r["val/acc"]))
+            (int(r["step"]) + 1 + args.csv_offset + args.offset, 100 * float(r["val/acc"]))
             for r in csv.DictReader(args.csv.open())
             if r.get("val/acc")
         )
@@ -101,10 +105,11 @@ def main() -> None:
                 label="val/acc during training (256 images)")  # fmt: skip
     ax.axhline(args.goal, color="green", ls=":", label=f"goal {args.goal:g}%")
     ax.axhline(10, color="black", ls=":", lw=0.8, label="chance")
+    ax.set_ylim(0, max(60.0, args.goal + 15))
     ax.set_xscale("log")
-    ax.set_xlabel("training steps on the family (log scale; step 0 drawn at 1)")
+    ax.set_xlabel(f"GHN training steps{f' (incl. {args.offset} before the family)' if args.offset else ''}, log scale")
     ax.set_ylabel("top-1 (%), predicted parameters only")
-    ax.set_title(args.title)
+    ax.set_title(args.title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
