@@ -54,6 +54,9 @@ def main() -> None:
     p.add_argument("--command", default="experiments/run_ghn2_cpu.sh", help="the training command, for the card")
     p.add_argument("--device", default=None, help="training device for the card (default: this CPU)")
     p.add_argument("--data", default="CIFAR-10 (JPEG), 50,000 training images; graphs: DeepNets-1M-style train split")
+    p.add_argument("--global-step", type=int, default=None,
+                   help="training steps for the card when the checkpoint's own count is not the total (a run that "
+                   "started from another GHN's weights)")  # fmt: skip
     p.add_argument("--fp16", action="store_true", help="store float16 weights if predictions stay within --tolerance")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest relative prediction change for --fp16")
     args = p.parse_args()
@@ -63,7 +66,7 @@ def main() -> None:
     card = {
         "variant": hparams.get("ghn"),
         "training_command": args.command,
-        "global_step": int(ckpt.get("global_step", 0)),
+        "global_step": args.global_step if args.global_step is not None else int(ckpt.get("global_step", 0)),
         "epoch": int(ckpt.get("epoch", 0)),
         "skipped_steps": int(ckpt.get("skipped_steps", 0)),
         "data": args.data,
