@@ -126,7 +126,10 @@ def load_reference_checkpoint(path: str | os.PathLike[str], map_location: str | 
 FORMAT = "hyperzoo-ghn"
 FORMAT_VERSION = 1
 #: checkpoints shipped inside the package: name -> file under ``hyperzoo/pretrained/``
-PRETRAINED: dict[str, str] = {"ghn2-cifar10": "ghn2_cifar10.safetensors"}
+PRETRAINED: dict[str, str] = {
+    "ghn2-cifar10": "ghn2_cifar10.safetensors",
+    "ghn2-cifar10-resnets": "ghn2_cifar10_resnets.safetensors",
+}
 
 
 def save_ghn(

@@ -1,6 +1,8 @@
 r"""Published GHN checkpoints by name: one registry, fetched on first use, verified, cached.
 
 - ``ghn2-cifar10``: ``hyperzoo/pretrained/ghn2_cifar10.safetensors``, shipped with hyperzoo.
+- ``ghn2-cifar10-resnets``: ``hyperzoo/pretrained/ghn2_cifar10_resnets.safetensors``, shipped with hyperzoo:
+  ``ghn2-cifar10`` trained further on the ``resnet`` architecture family (the networks users ask for held out).
 - ``ghn{1,2}-{cifar10,imagenet}-ppuda``, ``mlp-cifar10-ppuda``: ``checkpoints/*.pt`` of
   github.com/facebookresearch/ppuda at commit ``4673a42``, verified by git blob id (SHA-1).
 - ``ghn3-{t,s,l,xl}``: ``ghn3{t,s,l}m8.pt``, ``ghn3xlm16.pt`` of the Hugging Face Hub repository
@@ -132,6 +134,22 @@ _add(
         "GHN-2 (GatedGNN, virtual edges, LayerNorm, weight norm; hid 32)",
         "CIFAR-10",
         "(no paper) hyperzoo measured ResNet-50 21.5% top-1 (experiments/RESULTS.md)",
+        "experiments/RESULTS.md",
+    )
+)
+_add(
+    PublishedGHN(
+        "ghn2-cifar10-resnets",
+        "shipped",
+        "ghn2_cifar10_resnets.safetensors",
+        "hyperzoo/pretrained (ghn2-cifar10 trained further on the ResNet family by hyperzoo on a CPU, 469 steps)",
+        "",
+        None,
+        "3.3 MB",
+        "hyperzoo",
+        "GHN-2 (GatedGNN, virtual edges, LayerNorm, weight norm; hid 32), float16 storage",
+        "CIFAR-10",
+        "(no paper) hyperzoo measured ResNet-50 23.0% top-1; held-out ResNets mean 23.3% (experiments/RESULTS.md)",
         "experiments/RESULTS.md",
     )
 )
