@@ -30,19 +30,21 @@ _NORMS = nn.modules.batchnorm._BatchNorm
 
 def _feeds_batch_norm_directly(model: nn.Module, example: Tensor) -> set[str]:
     """Names of conv/linear modules whose output tensor, unmodified, is the input of a batch norm (one forward)."""
-    outputs: dict[int, tuple[str, int]] = {}  # id(output) -> (module name, version counter at output)
+    # id(output) -> (module name, version counter at output, the output itself: held so that no later tensor can
+    # take its id and pass for it)
+    outputs: dict[int, tuple[str, int, Tensor]] = {}
     direct: set[str] = set()
     handles = []
 
     def layer_hook(name: str):
         def hook(_m: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> None:
-            outputs[id(out)] = (name, out._version)
+            outputs[id(out)] = (name, out._version, out)
 
         return hook
 
     def norm_hook(_m: nn.Module, inp: tuple[Tensor, ...]) -> None:
         src = outputs.get(id(inp[0]))
-        if src is not None and src[1] == inp[0]._version:  # same tensor, not modified in place since
+        if src is not None and src[2] is inp[0] and src[1] == inp[0]._version:  # not modified in place since
             direct.add(src[0])
 
     for name, m in model.named_modules():
