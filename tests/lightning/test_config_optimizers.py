@@ -19,6 +19,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
 NOT_LIGHTNING_CLI = {"stitch_cifar10.yaml", "stitch_cifar10_widths.yaml", "zoo_cifar10.yaml"}  # own YAML readers
 OVERLAYS = {  # overlay -> its base config
     "ghn2_cifar10_cpu.yaml": "ghn2_cifar10.yaml",
+    "ghn2_cifar10_further.yaml": "ghn2_cifar10.yaml",
     "ghn2_resnets_cpu.yaml": "ghn2_cifar10.yaml",
     "resnet20_cifar10_cpu.yaml": "resnet20_cifar10.yaml",
     "resnet50_ghn_init_cifar10.yaml": "resnet20_cifar10.yaml",
@@ -30,6 +31,7 @@ EXPECTED = {
     "ghn1_cifar10.yaml": (torch.optim.Adam, 1e-3, 1e-5, {}, "MultiStepEpochsLR"),
     "ghn2_cifar10.yaml": (torch.optim.Adam, 1e-3, 1e-5, {}, "MultiStepEpochsLR"),
     "ghn2_cifar10_cpu.yaml": (torch.optim.Adam, 1e-3, 1e-5, {}, "WarmupCosineLR"),
+    "ghn2_cifar10_further.yaml": (torch.optim.Adam, 1e-3, 1e-5, {}, "ConstantCooldownLR"),
     "ghn2_resnets_cpu.yaml": (torch.optim.Adam, 1e-3, 1e-5, {}, "ConstantCooldownLR"),
     "ghn3t_cifar10.yaml": (torch.optim.AdamW, 4e-4, 1e-2, {}, "WarmupCosineLR"),
     "laurel_resnet20_cifar10.yaml": (torch.optim.SGD, 0.1, 1e-4, {"momentum": 0.9}, "WarmupCosineLR"),
