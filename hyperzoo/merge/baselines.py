@@ -132,7 +132,7 @@ def merge_models(
     perms, similarity = _match_models(method, model_a, model_b, spec, batches, match_batches, seed, matching)
     times["match_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    plan = partial_plan(spec, perms, similarity, width, label_spaces)
+    plan = partial_plan(spec, perms, similarity, width, label_spaces, template=model_a)
     merged = build_merged(model_a, model_b, spec, plan)
     rows: dict[str, int] = {}
     if method.startswith("pleas") and least_squares:

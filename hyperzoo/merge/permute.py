@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten
 
+from hyperzoo.errors import ConfigError
 from hyperzoo.merge.spec import AxisTie, PermutationSpec, example_input
 from hyperzoo.nets.resize import resize_to_state
 
@@ -111,6 +112,107 @@ def _leaf_widths(spec: PermutationSpec, leaves: tuple[int, ...], widths: dict[in
     return sum(widths.get(g, spec.leaves[g].size) for g in leaves)
 
 
+def _embedded_at(in_leaves: tuple[int, ...], out_leaves: tuple[int, ...]) -> int | None:
+    """Where the input's leaves sit, as one consecutive run, among the output's (None: they do not)."""
+    n = len(in_leaves)
+    for i in range(len(out_leaves) - n + 1):
+        if out_leaves[i : i + n] == in_leaves:
+            return i
+    return None
+
+
+def channel_offset(module: Any, in_channels: int, out_channels: int) -> int | None:
+    """Where a parameter-free channel module puts its input channels among its outputs, at these widths.
+
+    Probes ``module`` (set to ``in_channels``/``out_channels``, then restored) with one pixel whose channel ``c``
+    holds ``c + 1``. A zero-padding shortcut returns its left padding (``(out - in) // 2`` for the symmetric
+    :class:`~hyperzoo.nets.cifar_resnet.PadShortcut`).
+
+    Returns:
+        the output index of input channel 0, or None when the module does not copy its input channels, in
+        order and side by side, into ``out_channels`` outputs that are otherwise zero (or fails on the probe).
+    """
+    saved = (module.in_channels, module.out_channels)
+    module.in_channels, module.out_channels = in_channels, out_channels
+    x = torch.arange(1, in_channels + 1, dtype=torch.float32).view(1, -1, 1, 1)
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except (RuntimeError, ValueError, TypeError, IndexError):
+        return None
+    finally:
+        module.in_channels, module.out_channels = saved
+    if not isinstance(y, Tensor) or y.ndim < 2 or y.shape[1] != out_channels:
+        return None
+    v = y.reshape(y.shape[0], out_channels, -1)[0, :, 0]
+    nonzero = v.nonzero().flatten()
+    if len(nonzero) != in_channels or in_channels == 0:
+        return None
+    first = int(nonzero[0])
+    if not torch.equal(nonzero, torch.arange(first, first + in_channels)) or not torch.equal(v[nonzero], x.flatten()):
+        return None
+    return first
+
+
+def fit_channel_modules(
+    model: nn.Module, spec: PermutationSpec, widths: dict[int, int], bounds: dict[int, tuple[int, int]]
+) -> dict[int, int]:
+    """Widths near ``widths`` at which every channel module places its input where the spec's leaves say.
+
+    A zero-padding shortcut embeds its input (leaves ``I``) between two zero blocks (one leaf ``L`` before,
+    one ``R`` after). New widths ``w_L, w_I, w_R`` put the input at offset ``w_L``, but the module decides its
+    own offset from ``in``/``out`` alone (``PadShortcut``: ``(w_L + w_R) // 2``), so independent rounding of
+    ``w_L`` and ``w_R`` can disagree with it and shift every channel of the shortcut. For each such module
+    (in trace order, so nested shortcuts see their inner widths) this picks, among the totals ``w_L + w_R``
+    closest to the requested one, the first whose split by the module fits both leaves' bounds. Modules of
+    another shape are left to :func:`load_state`'s check.
+
+    Args:
+        model: the template network (its channel modules are probed, then restored).
+        spec: its spec.
+        widths: requested width per leaf.
+        bounds: leaf -> (smallest, largest) width allowed; leaves not listed keep their width.
+
+    Returns:
+        a copy of ``widths`` with the two zero blocks of each such module adjusted.
+    """
+    widths = dict(widths)
+    for name, in_leaves, out_leaves in spec.channel_modules:
+        at = _embedded_at(in_leaves, out_leaves)
+        if at is None or at != 1 or len(out_leaves) != len(in_leaves) + 2:
+            continue
+        left, right = out_leaves[0], out_leaves[-1]
+        if left not in bounds or right not in bounds:
+            continue
+        w_in = _leaf_widths(spec, in_leaves, widths)
+        want = _leaf_widths(spec, (left, right), widths)
+        (lo_l, hi_l), (lo_r, hi_r) = bounds[left], bounds[right]
+        module = model.get_submodule(name)
+        for total in sorted(range(lo_l + lo_r, hi_l + hi_r + 1), key=lambda z: (abs(z - want), z)):
+            offset = channel_offset(module, w_in, w_in + total)
+            if offset is not None and lo_l <= offset <= hi_l and lo_r <= total - offset <= hi_r:
+                widths[left], widths[right] = offset, total - offset
+                break
+    return widths
+
+
+def _check_channel_modules(model: nn.Module, spec: PermutationSpec, widths: dict[int, int]) -> None:
+    """Raises unless every channel module places its input where the leaves of the new widths put it."""
+    for name, in_leaves, out_leaves in spec.channel_modules:
+        module: Any = model.get_submodule(name)
+        at = _embedded_at(in_leaves, out_leaves)
+        want = None if at is None else _leaf_widths(spec, out_leaves[:at], widths)
+        got = channel_offset(module, module.in_channels, module.out_channels)
+        if want is None or got != want:
+            where = "cannot be located" if got is None else f"at channel {got}"
+            raise ConfigError(
+                f"{name} ({type(module).__name__}, {module.in_channels} -> {module.out_channels} channels) places "
+                f"its input {where}, but the new widths put it at channel {want}: its channels would be "
+                "silently misplaced. Choose another width (PLeaS adjusts zero-padding shortcuts where their "
+                "bounds allow), or use projection shortcuts (shortcut='B' for CIFAR ResNets)"
+            )
+
+
 def load_state(
     model: nn.Module, state: dict[str, Tensor], spec: PermutationSpec, widths: dict[int, int] | None = None
 ) -> nn.Module:
@@ -133,6 +235,9 @@ def load_state(
     Raises:
         DataError: ``state`` does not fit the template's tensors (names, dimensions, kernels), as
             :func:`~hyperzoo.nets.resize.resize_to_state` says.
+        ConfigError: at ``widths`` a channel module would not place its input where the leaves put it (a
+            zero-padding shortcut whose two zero blocks got other widths than its own split: see
+            :func:`fit_channel_modules`).
     """
     new = resize_to_state(copy.deepcopy(model), state, f"the state for {type(model).__name__}")
     if widths:
@@ -140,6 +245,7 @@ def load_state(
             shortcut: Any = new.get_submodule(name)
             shortcut.in_channels = _leaf_widths(spec, in_leaves, widths)
             shortcut.out_channels = _leaf_widths(spec, out_leaves, widths)
+        _check_channel_modules(new, spec, widths)
     return new
 
 

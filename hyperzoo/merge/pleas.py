@@ -37,7 +37,15 @@ from torch import Tensor, nn
 
 from hyperzoo.errors import ConfigError
 from hyperzoo.merge.lstsq import RidgeSolver
-from hyperzoo.merge.permute import Indices, axis_index, axis_scale, gather_axis, load_state, transform_state
+from hyperzoo.merge.permute import (
+    Indices,
+    axis_index,
+    axis_scale,
+    fit_channel_modules,
+    gather_axis,
+    load_state,
+    transform_state,
+)
 from hyperzoo.merge.spec import AxisTie, PermutationSpec
 
 __all__ = ["MergePlan", "build_merged", "partial_plan", "refit_least_squares"]
@@ -72,6 +80,7 @@ def partial_plan(
     similarity: dict[int, Tensor] | None,
     width: float = 1.0,
     label_spaces: str = "same",
+    template: nn.Module | None = None,
 ) -> MergePlan:
     """Chooses, per group, which matched pairs to merge so that its width is ``round(width * n)``.
 
@@ -82,6 +91,10 @@ def partial_plan(
             ``similarity[g][i, perm[i]]`` are merged first. None merges pairs in channel order.
         width: target width factor in ``[1, 2]``.
         label_spaces: ``"same"`` averages the outputs; ``"different"`` keeps both heads side by side.
+        template: the network the spec was derived from. Given, the two zero blocks of each zero-padding
+            shortcut get widths that its own (symmetric) split agrees with, a channel or so from
+            ``round(width * n)`` where rounding would disagree (:func:`~hyperzoo.merge.permute.fit_channel_modules`);
+            without it such a plan is refused when the merged model is built.
 
     Raises:
         ConfigError: ``width`` outside ``[1, 2]`` or an unknown ``label_spaces``.
@@ -92,10 +105,17 @@ def partial_plan(
         )
     if label_spaces not in ("same", "different"):
         raise ConfigError(f"label_spaces must be 'same' or 'different', got {label_spaces!r}")
+    free = {
+        g: leaf.size
+        for g, leaf in enumerate(spec.leaves)
+        if not leaf.fixed and not (g in spec.output_leaves and label_spaces == "different")
+    }
+    widths = {g: min(2 * n, max(n, int(round(width * n)))) for g, n in free.items()}
+    if template is not None:
+        widths = fit_channel_modules(template, spec, widths, {g: (n, 2 * n) for g, n in free.items()})
     ia: Indices = {}
     ib: Indices = {}
     scale: Indices = {}
-    widths: dict[int, int] = {}
     for leaf_id, leaf in enumerate(spec.leaves):
         n = leaf.size
         ar = torch.arange(n)
@@ -108,8 +128,7 @@ def partial_plan(
             ia[leaf_id], ib[leaf_id], scale[leaf_id], widths[leaf_id] = ar, ar, torch.full((n,), 0.5), n
             continue
         perm = perms.get(leaf_id, ar)
-        w = min(2 * n, max(n, int(round(width * n))))
-        k = 2 * n - w  # merged pairs
+        k = 2 * n - widths[leaf_id]  # merged pairs
         if similarity is not None and leaf_id in similarity:
             matched = similarity[leaf_id][ar, perm]
             order = torch.argsort(matched, descending=True, stable=True)
@@ -122,7 +141,6 @@ def partial_plan(
         ia[leaf_id] = torch.cat([merged, sep_a, none])
         ib[leaf_id] = torch.cat([perm[merged], none, sep_b])
         scale[leaf_id] = torch.cat([torch.full((k,), 0.5), torch.ones(2 * (n - k))])
-        widths[leaf_id] = w
     return MergePlan(ia, ib, scale, widths)
 
 
@@ -153,8 +171,8 @@ def build_merged(model_a: nn.Module, model_b: nn.Module, spec: PermutationSpec, 
     except RuntimeError as e:
         raise ConfigError(
             f"the merged {type(model_a).__name__} at these widths does not run ({e}); a parameter-free module "
-            "depends on widths in a way hyperzoo cannot update (e.g. uneven zero-padding shortcuts): merge at "
-            "width 1.0 or 2.0, or use projection shortcuts (shortcut='B' for CIFAR ResNets)"
+            "depends on widths in a way hyperzoo cannot update: merge at width 1.0, or use projection shortcuts "
+            "(shortcut='B' for CIFAR ResNets)"
         ) from None
     return model
 
