@@ -5,6 +5,8 @@
 #   default    the default init
 #   ghn_norms  the prediction with every weight that feeds only a batch norm rescaled to the default init's norm
 #              (--model.init_args.ghn_init_norms default: the same function, the default init's weight scale)
+#   ghn_orth   GHN-orth (Knyazev 2022, ppuda's --init orth --beta 3e-5): noise at 3e-5 of each weight's row-correlation
+#              std, then every conv weight replaced by the orthogonal factor of its QR decomposition (classifier kept)
 # Usage: [SEEDS="0 1 2"] [INITS="ghn default ghn_norms"] [GHN=ghn2-cifar10] experiments/finetune_ghn_init.sh MODEL
 #   resnet20: 1 epoch (391 steps, batch 128, SGD 0.1 cosine), validation every 49 steps on the 10,000 test images
 #   resnet50: 100 steps (batch 64, SGD 0.02, 16 warm-up steps then cosine, 32x32 stem), validation every 50 steps
@@ -42,8 +44,10 @@ for seed in $SEEDS; do
     case "$init" in
       ghn) init_args=(--model.init_args.ghn_init "$GHN") ;;
       ghn_norms) init_args=(--model.init_args.ghn_init "$GHN" --model.init_args.ghn_init_norms default) ;;
+      ghn_orth) init_args=(--model.init_args.ghn_init "$GHN" --model.init_args.ghn_init_orth true
+                           --model.init_args.ghn_init_noise 3e-5) ;;
       default) init_args=(--model.init_args.ghn_init null) ;;
-      *) echo "unknown init $init (ghn, default or ghn_norms)" >&2; exit 2 ;;
+      *) echo "unknown init $init (ghn, default, ghn_norms or ghn_orth)" >&2; exit 2 ;;
     esac
     hyperzoo fit "${configs[@]}" --data.root "$DATA" "${budget[@]}" "${init_args[@]}" \
       --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$root" "${extra[@]}" \

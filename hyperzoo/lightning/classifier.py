@@ -27,7 +27,15 @@ __all__ = ["DEFAULT_OPTIMIZER", "ImageClassifier", "predicted_init"]
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4)
 
 
-def predicted_init(net: nn.Module, ghn: str | nn.Module, norms: str = "predicted") -> nn.Module:
+def predicted_init(
+    net: nn.Module,
+    ghn: str | nn.Module,
+    norms: str = "predicted",
+    orth: bool = False,
+    orth_from: int = 1,
+    noise: float = 0.0,
+    seed: int | None = None,
+) -> nn.Module:
     """Fills ``net``'s parameters with a GHN's prediction (in place) and resets batch-norm running statistics.
 
     Args:
@@ -38,6 +46,13 @@ def predicted_init(net: nn.Module, ghn: str | nn.Module, norms: str = "predicted
             feeds only a batch norm to the norm ``net``'s default initialisation gave it
             (:func:`hyperzoo.graphs.scale_invariance.match_norms`): the function with batch statistics is
             unchanged, and gradient descent sees the weight scale its learning rate is tuned for.
+        orth: GHN-orth (Knyazev 2022): replace every predicted conv/linear weight but the classifier's by the
+            orthogonal factor of its QR decomposition (:func:`hyperzoo.nets.orthogonalize.orthogonalize_`). This
+            changes the function: an initialisation for fine-tuning.
+        orth_from: orthogonalize from this conv/linear layer on (1-based; ppuda's ``--layer``).
+        noise: ``beta``: Gaussian noise at this fraction of each weight's row-correlation std, added before the
+            orthogonalization (ppuda: 3e-5 with ``orth``; GHN-3: 1e-5 alone). 0: none.
+        seed: seed of the noise (None: torch's global generator).
 
     Returns:
         ``net``.
@@ -46,6 +61,8 @@ def predicted_init(net: nn.Module, ghn: str | nn.Module, norms: str = "predicted
 
     if norms not in ("predicted", "default"):
         raise ConfigError(f"norms={norms!r}: must be 'predicted' or 'default'")
+    if orth_from < 1 or noise < 0:
+        raise ConfigError(f"orth_from={orth_from}, noise={noise}: orth_from counts layers from 1, noise is >= 0")
     default_norms = {k: float(p.detach().norm()) for k, p in net.named_parameters()}
     model = from_pretrained(ghn) if isinstance(ghn, str) else ghn
     was_training = model.training
@@ -57,6 +74,11 @@ def predicted_init(net: nn.Module, ghn: str | nn.Module, norms: str = "predicted
         from hyperzoo.graphs.scale_invariance import match_norms
 
         match_norms(net, default_norms)
+    if orth or noise > 0:
+        from hyperzoo.nets.orthogonalize import orthogonalize_
+
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        orthogonalize_(net, from_layer=orth_from if orth else 1 << 30, noise=noise, generator=generator)
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
             m.reset_running_stats()
@@ -89,6 +111,11 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         ghn_init_norms: ``"predicted"`` (as predicted) or ``"default"``: weights that feed only a batch norm are
             rescaled to the default init's norms, which leaves the predicted function unchanged
             (:func:`predicted_init`).
+        ghn_init_orth: GHN-orth: orthogonalize the predicted conv/linear weights but the classifier's (QR; an
+            initialisation for fine-tuning that changes the predicted function, :func:`predicted_init`).
+        ghn_init_orth_from: orthogonalize from this conv/linear layer on (1-based).
+        ghn_init_noise: noise added to the predicted weights, relative to each weight's row-correlation std
+            (ppuda: 3e-5 with orthogonalization; GHN-3: 1e-5). Seeded by the run's seed.
     """
 
     optimizer_factory: OptimizerCallable
@@ -107,6 +134,9 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         channels_last: bool = True,
         ghn_init: str | None = None,
         ghn_init_norms: str = "predicted",
+        ghn_init_orth: bool = False,
+        ghn_init_orth_from: int = 1,
+        ghn_init_noise: float = 0.0,
     ) -> None:
         check_training_args(
             "model",
@@ -118,10 +148,22 @@ class ImageClassifier(NonFiniteGuard, pl.LightningModule):
         self.save_hyperparameters()
         set_optimizer_args(self, optimizer, lr_scheduler, DEFAULT_OPTIMIZER)
         self.net: nn.Module = create_model(model, num_classes=num_classes, **(model_kwargs or {}))
-        if ghn_init_norms != "predicted" and not ghn_init:
-            raise ConfigError(f"ghn_init_norms={ghn_init_norms!r} applies to a predicted init; also pass ghn_init")
+        transforms = [
+            f"{name}={value!r}"
+            for name, value, default in (
+                ("ghn_init_norms", ghn_init_norms, "predicted"),
+                ("ghn_init_orth", ghn_init_orth, False),
+                ("ghn_init_noise", ghn_init_noise, 0.0),
+            )
+            if value != default
+        ]
+        if transforms and not ghn_init:
+            raise ConfigError(f"{', '.join(transforms)} applies to a predicted init; also pass ghn_init")
         if ghn_init:
-            predicted_init(self.net, ghn_init, ghn_init_norms)
+            seed = torch.initial_seed() % (1 << 63)
+            predicted_init(
+                self.net, ghn_init, ghn_init_norms, ghn_init_orth, ghn_init_orth_from, ghn_init_noise, seed=seed
+            )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.bad_steps = 0

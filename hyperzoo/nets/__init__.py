@@ -4,7 +4,8 @@ Owns: the model registry (:func:`create_model`, :func:`list_models`; :data:`MODE
 registers models, in one place), hyperzoo's CIFAR ResNets and Wide ResNets, torchvision and timm adapters (32x32
 adaptation), the DeepNets-1M space and network, architecture spaces, the compute of a network
 (:func:`count_macs`, :func:`count_params`), and width surgery: a network resized to a state dict of other widths
-(:func:`resize_to_state`, which loads merged models; a property of the network, not of merging).
+(:func:`resize_to_state`, which loads merged models; a property of the network, not of merging), and
+GHN-orth's orthogonalized weights for fine-tuning from a prediction (:mod:`hyperzoo.nets.orthogonalize`).
 
 May import: only the base modules (``errors``, ``registry``, ``io``, ``progress``, ``tables``, ``cli_types``,
 ``_lazy``, ``_procs``). The lowest layer: every other part of hyperzoo may import it.

@@ -127,3 +127,25 @@ def test_ghn_init_with_default_norms_keeps_the_predicted_function():
         ImageClassifier("resnet20", ghn_init_norms="default")
     with pytest.raises(ConfigError, match="norms='unit': must be 'predicted' or 'default'"):
         ImageClassifier("resnet20", ghn_init="ghn2-cifar10", ghn_init_norms="unit")
+
+
+def test_ghn_init_orth_orthogonalizes_the_prediction_for_fine_tuning():
+    """GHN-orth: the predicted weights' orthogonal factors, the classifier as predicted; seeded noise repeats."""
+    torch.manual_seed(0)
+    predicted = ImageClassifier("resnet20", ghn_init="ghn2-cifar10", channels_last=False).net
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        nets.append(
+            ImageClassifier(
+                "resnet20", ghn_init="ghn2-cifar10", ghn_init_orth=True, ghn_init_noise=1e-3, channels_last=False
+            ).net
+        )
+    p, o, o2 = (dict(m.named_parameters()) for m in (predicted, *nets))
+    assert all(torch.equal(o[k], o2[k]) for k in o)  # the noise follows the run's seed
+    w = o["layer2.1.conv1.weight"].reshape(32, -1)
+    torch.testing.assert_close(w @ w.t(), torch.eye(32), atol=1e-5, rtol=0)
+    assert torch.equal(o["fc.weight"], p["fc.weight"])
+    assert not torch.equal(o["bn1.weight"], p["bn1.weight"])  # noise reached the norm layers
+    with pytest.raises(ConfigError, match="ghn_init_orth=True applies to a predicted init"):
+        ImageClassifier("resnet20", ghn_init_orth=True)
