@@ -2,7 +2,7 @@
 
 Run: python experiments/plot_finetune.py resnet20 [--runs experiments/runs/finetune] [--out experiments/plots/NAME.png]
 Reads ``RUNS/MODEL/INIT/seedS/csv/metrics.csv`` (validation top-1 per logged step; INIT is ``ghn``, ``default`` and,
-when run, ``ghn_norms``), prints a markdown table (top-1 at each validation step, mean +- std over the seeds every
+when run, ``ghn_norms`` and ``ghn_orth``), prints a markdown table (top-1 at each validation step, mean +- std over the seeds every
 arm finished, and each predicted arm minus default, paired by seed, with a 95% t-interval), and plots top-1 against
 training step, one line per run and the seed mean.
 """
@@ -60,7 +60,8 @@ def main() -> None:
     )
     args = p.parse_args()
     arms = {"ghn": ("tab:blue", "predicted init (GHN)"), "default": ("tab:gray", "default init"),
-            "ghn_norms": ("tab:orange", "predicted, default-init norms")}  # fmt: skip
+            "ghn_norms": ("tab:orange", "predicted, default-init norms"),
+            "ghn_orth": ("tab:green", "predicted, GHN-orth")}  # fmt: skip
     curves: dict[str, dict[str, dict[int, float]]] = {}
     for init in arms:
         for run in sorted((args.runs / args.model / init).glob("seed*")):
