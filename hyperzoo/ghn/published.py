@@ -142,14 +142,14 @@ _add(
         "ghn2-cifar10-resnets",
         "shipped",
         "ghn2_cifar10_resnets.safetensors",
-        "hyperzoo/pretrained (ghn2-cifar10 trained further on the ResNet family by hyperzoo on a CPU, 469 steps)",
+        "hyperzoo/pretrained (ghn2-cifar10 trained further on the ResNet family by hyperzoo on a CPU, 1,000 steps)",
         "",
         None,
         "3.3 MB",
         "hyperzoo",
         "GHN-2 (GatedGNN, virtual edges, LayerNorm, weight norm; hid 32), float16 storage",
         "CIFAR-10",
-        "(no paper) hyperzoo measured ResNet-50 23.0% top-1; held-out ResNets mean 23.3% (experiments/RESULTS.md)",
+        "(no paper) hyperzoo measured ResNet-50 24.9% top-1; held-out ResNets mean 26.0% (experiments/RESULTS.md)",
         "experiments/RESULTS.md",
     )
 )
