@@ -2,9 +2,9 @@
 
 Run: python experiments/plot_finetune.py resnet20 [--runs experiments/runs/finetune] [--out experiments/plots/NAME.png]
 Reads ``RUNS/MODEL/INIT/seedS/csv/metrics.csv`` (validation top-1 per logged step; INIT is ``ghn``, ``default`` and,
-when run, ``ghn_norms`` and ``ghn_orth``), prints a markdown table (top-1 at each validation step, mean +- std over the seeds every
-arm finished, and each predicted arm minus default, paired by seed, with a 95% t-interval), and plots top-1 against
-training step, one line per run and the seed mean.
+when run, ``ghn_norms`` and ``ghn_orth``), prints a markdown table (top-1 at each validation step, mean +- std over
+the seeds every arm finished, and each predicted arm minus default, paired by seed, with a 95% t-interval), and
+plots top-1 against training step, one line per run and the seed mean.
 """
 
 from __future__ import annotations
