@@ -78,7 +78,7 @@ def predicted_init(
         from hyperzoo.nets.orthogonalize import orthogonalize_
 
         generator = None if seed is None else torch.Generator().manual_seed(seed)
-        orthogonalize_(net, from_layer=orth_from if orth else 1 << 30, noise=noise, generator=generator)
+        orthogonalize_(net, from_layer=orth_from if orth else None, noise=noise, generator=generator)
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
             m.reset_running_stats()

@@ -179,7 +179,7 @@ def fit_channel_modules(
     widths = dict(widths)
     for name, in_leaves, out_leaves in spec.channel_modules:
         at = _embedded_at(in_leaves, out_leaves)
-        if at is None or at != 1 or len(out_leaves) != len(in_leaves) + 2:
+        if at != 1 or len(out_leaves) != len(in_leaves) + 2:  # not one zero block on each side
             continue
         left, right = out_leaves[0], out_leaves[-1]
         if left not in bounds or right not in bounds:

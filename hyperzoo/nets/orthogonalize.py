@@ -59,14 +59,14 @@ def _corr_std(w: Tensor) -> float:
 
 @torch.no_grad()
 def orthogonalize_(
-    net: nn.Module, from_layer: int = 1, noise: float = 0.0, generator: torch.Generator | None = None
+    net: nn.Module, from_layer: int | None = 1, noise: float = 0.0, generator: torch.Generator | None = None
 ) -> list[str]:
     """GHN-orth in place: noise, then orthogonalize every conv/linear weight of ``net`` but the classifier's.
 
     Args:
         net: the network (its parameters are modified in place).
         from_layer: orthogonalize from this weight on (1-based, in ``net.modules()`` order; ppuda's ``--layer``);
-            earlier ones keep their values (and get the noise).
+            earlier ones keep their values (and get the noise). None: no orthogonalization (noise only).
         noise: ``beta``: the noise's scale relative to the std of the weight's row correlations (0: none; ppuda
             used 3e-5 with orthogonalization, GHN-3 1e-5 alone).
         generator: random generator of the noise (None: torch's global one).
@@ -77,7 +77,7 @@ def orthogonalize_(
     Raises:
         ConfigError: ``from_layer < 1`` or ``noise < 0``, or ``net`` has no conv/linear weight besides its last.
     """
-    if from_layer < 1:
+    if from_layer is not None and from_layer < 1:
         raise ConfigError(f"from_layer={from_layer}: layers count from 1")
     if noise < 0:
         raise ConfigError(f"noise={noise}: must be >= 0")
@@ -102,7 +102,7 @@ def orthogonalize_(
             scale = noise * _corr_std(w) if noise > 0 else 0.0
             if scale > 0:
                 w.add_(scale * torch.randn(w.shape, generator=generator).to(w))
-            if layer >= from_layer:
+            if from_layer is not None and layer >= from_layer:
                 w.copy_(orthogonal_factor(w))
                 done.append(f"{name}.weight")
         elif scale > 0:  # a norm layer after the conv: noise of the conv's scale
